@@ -1,0 +1,19 @@
+"""Evaluate a checkpoint with the evaluation callbacks, write metrics.json.
+
+    python evaluate.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from overgen.tasks import evaluate
+from overgen.utils.entry import run_task
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float | None:
+    return run_task(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()

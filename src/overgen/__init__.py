@@ -1,0 +1,3 @@
+"""overgen: denoising-autoencoder confidence scores against overgeneralization."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,37 @@
+"""Writes the Fig. 2 reproduction (PNG) after testing a 2-D dAE, and logs it to W&B."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib.pyplot as plt
+import pytorch_lightning as pl
+
+from overgen.data.rings import sample_rings
+from overgen.figures import rings_figure, rings_panels
+from overgen.utils.io import atomic_savefig
+
+
+class RingsFigure(pl.Callback):
+    """``{output_dir}/rings2d.png``; ``results["figure/rings2d"]`` holds its path."""
+
+    def __init__(self, output_dir: str, filename: str = "rings2d.png", resolution: int = 200,
+                 samples_per_ring: int = 1000) -> None:
+        self.path = os.path.join(output_dir, filename)
+        self.resolution, self.samples_per_ring = resolution, samples_per_ring
+        self.results: dict[str, str] = {}
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        x, y = sample_rings(self.samples_per_ring)
+        title = (f"{trainer.global_step} steps, sigma={pl_module.sigma}, "
+                 f"alpha={pl_module.alpha}, beta={pl_module.beta}, curvature={pl_module.method}")
+        fig = rings_figure(rings_panels(pl_module, resolution=self.resolution),
+                           (x.numpy(), y.numpy()), title)
+        atomic_savefig(fig, self.path)
+        plt.close(fig)
+        self.results = {"figure/rings2d": self.path}
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="figure/rings2d", images=[self.path])

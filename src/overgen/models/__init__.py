@@ -1,0 +1,7 @@
+"""LightningModules. Every model answers ``class_scores(x, threshold=None) -> [B, C]``,
+the final scores that thresholds act on; evaluation never asks which model it has."""
+
+from overgen.models.classifier import Classifier
+from overgen.models.dae import DAEClassifier
+
+__all__ = ["Classifier", "DAEClassifier"]

@@ -1,0 +1,29 @@
+"""What every overgen LightningModule shares: the optimizer and the score interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class ScoringModule(pl.LightningModule):
+    """Base LightningModule: ``optimizer`` is a partial (``_partial_: true``) called on the
+    parameters; subclasses implement ``class_scores``."""
+
+    num_classes: int
+
+    def __init__(self, optimizer: OptimizerFactory | None = None) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer or torch.optim.Adam
+
+    def class_scores(self, x: Tensor, threshold: float | None = None) -> Tensor:
+        """Final scores ``[B, C]`` in [0, 1] that thresholds act on."""
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())

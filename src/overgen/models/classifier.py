@@ -1,0 +1,50 @@
+"""Plain CNN (omega = 1) and COOL (omega > 1) classifiers as one LightningModule."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from overgen.errors import ConfigError
+from overgen.models.base import OptimizerFactory, ScoringModule
+from overgen.scores import cool_scores
+
+
+def cool_loss(logits: Tensor, y: Tensor, omega: int) -> Tensor:
+    """Cross-entropy against the COOL target ``1/omega`` on each of the true class's omega
+    units: ``-(1/omega) sum_j log a_(y, j)``, batch mean. ``omega = 1`` is plain CE."""
+    logp = logits.log_softmax(-1).unflatten(-1, (-1, omega))
+    return -logp[torch.arange(len(y)), y].mean(-1).mean()
+
+
+class Classifier(ScoringModule):
+    """``network: x -> logits [B, num_classes * omega]``; scores = COOL aggregation
+    (``omega^omega prod_j a_(k,j)``), which for ``omega = 1`` is the softmax."""
+
+    def __init__(self, network: nn.Module, optimizer: OptimizerFactory | None = None,
+                 omega: int = 1, num_classes: int = 10) -> None:
+        super().__init__(optimizer)
+        if not isinstance(omega, int) or omega < 1:
+            raise ConfigError("model.omega", omega, "a positive integer (1 = plain softmax)")
+        self.save_hyperparameters(ignore=["network", "optimizer"])
+        self.network, self.omega, self.num_classes = network, omega, num_classes
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x)
+
+    def class_scores(self, x: Tensor, threshold: float | None = None) -> Tensor:
+        return cool_scores(self(x), self.omega)
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = cool_loss(self(x), y, self.omega)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val/loss", cool_loss(self(x), y, self.omega), prog_bar=True, sync_dist=True)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        self.log("test/loss", cool_loss(self(x), y, self.omega), sync_dist=True)

@@ -1,0 +1,153 @@
+"""Classifier + denoising autoencoder trained jointly (SPEC.md §1-2): ``y~ = c(x) y(x)``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from overgen.errors import ConfigError
+from overgen.models.base import OptimizerFactory, ScoringModule
+from overgen.scores import (
+    CURVATURE_METHODS,
+    curvature,
+    curvature_factor,
+    error_factor,
+    reconstruction_error,
+)
+
+CLASSIFIER_INPUTS = ("noisy", "clean")
+
+
+class DAEClassifier(ScoringModule):
+    """Joint dAE + classifier over any network with ``encode``, ``decode``, ``classify``.
+
+    Loss: ``CE(y(x_in), t) + lambda_rec * mean_b sum_i (r_i(x~) - x_i)^2
+    + lambda_l2 * sum 0.5 ||W||^2`` (weights only), ``x~ = x + N(0, sigma^2)``, and
+    ``x_in = x~`` (``classifier_input: noisy``) or ``x`` (``clean``).
+    Scores: ``c(x) softmax(y(x))`` on clean inputs, ``c`` from ``overgen.scores`` with
+    ``alpha`` chosen per threshold from ``alpha_at`` (``model.alpha`` when unpaired).
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        optimizer: OptimizerFactory | None = None,
+        sigma: float = 0.2,
+        alpha: float = 20.0,
+        beta: float = 10.0,
+        alpha_at: Mapping[float, float] | None = None,
+        lambda_rec: float = 1.0,
+        lambda_l2: float = 0.0,
+        classifier_input: str = "noisy",
+        curvature: str = "exact",
+        probes: int = 16,
+        chunk_size: int = 64,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__(optimizer)
+        if curvature not in CURVATURE_METHODS:
+            raise ConfigError("model.curvature", curvature, f"one of {list(CURVATURE_METHODS)}")
+        if classifier_input not in CLASSIFIER_INPUTS:
+            raise ConfigError("model.classifier_input", classifier_input,
+                              f"one of {list(CLASSIFIER_INPUTS)}")
+        if not isinstance(probes, int) or probes < 1:
+            raise ConfigError("model.probes", probes, "a positive integer")
+        for key, value in (("model.sigma", sigma), ("model.lambda_rec", lambda_rec),
+                           ("model.lambda_l2", lambda_l2), ("model.alpha", alpha),
+                           ("model.beta", beta)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(key, value, "a non-negative number")
+        alpha_at = {float(t): float(a) for t, a in (alpha_at or {}).items()}
+        self.save_hyperparameters(ignore=["network", "optimizer"])
+        self.network, self.num_classes = network, num_classes
+        self.sigma, self.alpha, self.beta, self.alpha_at = sigma, alpha, beta, alpha_at
+        self.lambda_rec, self.lambda_l2 = lambda_rec, lambda_l2
+        self.classifier_input, self.method = classifier_input, curvature
+        self.probes, self.chunk_size = probes, chunk_size
+
+    # -- the autoencoder and the classifier -------------------------------------------
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """``r(x) = Dec(Enc(x))``, same shape as ``x``."""
+        h, ctx = self.network.encode(x)
+        return self.network.decode(h, ctx)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Classifier logits ``[B, C]``."""
+        return self.network.classify(self.network.encode(x)[0])
+
+    def alpha_for(self, threshold: float | None) -> float:
+        """The alpha paired with ``threshold`` in ``alpha_at``, else ``model.alpha``."""
+        if threshold is None:
+            return self.alpha
+        for t, a in self.alpha_at.items():
+            if abs(t - threshold) < 1e-9:
+                return a
+        return self.alpha
+
+    def curvature(self, x: Tensor) -> Tensor:
+        """``gamma(x)``, ``[B]`` (method ``model.curvature``)."""
+        kwargs = {"probes": self.probes} if self.method == "hutchinson" else {
+            "chunk_size": self.chunk_size}
+        return curvature(self.reconstruct, x, self.method, **kwargs)
+
+    def confidence(self, x: Tensor, alpha: float | None = None) -> Tensor:
+        """``c(x) = exp(-(alpha/D) e(x)) Gamma(x)``, ``[B]``."""
+        with torch.no_grad():
+            e = reconstruction_error(x, self.reconstruct(x))
+        gamma_factor = curvature_factor(self.curvature(x), self.beta)
+        return error_factor(e, alpha or self.alpha, x[0].numel()) * gamma_factor
+
+    def class_scores(self, x: Tensor, threshold: float | None = None) -> Tensor:
+        """``y~ = c(x) softmax(y(x))``, ``[B, C]``, with the alpha paired with ``threshold``.
+
+        With a ``threshold``, ``Gamma`` (the costly part) is computed only where the upper
+        bound ``exp(-alpha e/D) max_k y_k`` reaches it; elsewhere the scores returned are
+        that bound (``Gamma`` taken as 1), already below the threshold, so every
+        thresholded decision is exact.
+        """
+        h, ctx = self.network.encode(x)
+        probs = self.network.classify(h).softmax(-1)
+        e = reconstruction_error(x, self.network.decode(h, ctx))
+        c = error_factor(e, self.alpha_for(threshold), x[0].numel())
+        need = torch.ones_like(c, dtype=torch.bool)
+        if threshold is not None:
+            need = c * probs.amax(-1) >= threshold
+        if need.any():
+            gamma_factor = curvature_factor(self.curvature(x[need]), self.beta)
+            c = c.masked_scatter(need, c[need] * gamma_factor)
+        return c.unsqueeze(-1) * probs
+
+    # -- training ---------------------------------------------------------------------
+    def l2_penalty(self) -> Tensor:
+        """``sum 0.5 ||W||^2`` over weight matrices and kernels (biases excluded)."""
+        return sum(0.5 * p.pow(2).sum() for p in self.network.parameters() if p.dim() > 1)
+
+    def _losses(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        noisy = x + self.sigma * torch.randn_like(x)
+        h, ctx = self.network.encode(noisy)
+        rec = reconstruction_error(x, self.network.decode(h, ctx)).mean()
+        if self.classifier_input == "clean":
+            h = self.network.encode(x)[0]
+        ce = F.cross_entropy(self.network.classify(h), y)
+        loss = ce + self.lambda_rec * rec
+        if self.lambda_l2:
+            loss = loss + self.lambda_l2 * self.l2_penalty()
+        return {"loss": loss, "ce": ce, "rec": rec}
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        losses = self._losses(*batch)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
+        return losses["loss"]
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val/mse", F.mse_loss(self.reconstruct(x), x), prog_bar=True, sync_dist=True)
+        self.log("val/ce", F.cross_entropy(self(x), y), sync_dist=True)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        self.log("test/mse", F.mse_loss(self.reconstruct(x), x), sync_dist=True)
+        self.log("test/loss", F.cross_entropy(self(x), y), sync_dist=True)

@@ -1,0 +1,11 @@
+"""Plain ``nn.Module`` networks; nothing here knows about Lightning or evaluation.
+
+A classifier network maps ``x -> logits``. A dAE network implements
+``encode(x) -> (h, ctx)``, ``decode(h, ctx) -> r`` and ``classify(h) -> logits``
+(``ctx`` carries what the decoder needs from the encoder, e.g. pooling switches).
+"""
+
+from overgen.networks.cnn import ConvClassifier, ConvEncoder
+from overgen.networks.dae import ConvDAE, MLPDAE
+
+__all__ = ["ConvClassifier", "ConvDAE", "ConvEncoder", "MLPDAE"]

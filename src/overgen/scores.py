@@ -1,0 +1,114 @@
+"""Confidence scores as pure functions (SPEC.md §1).
+
+Every function takes batched tensors and returns one value per sample, so any
+autoencoder ``reconstruct: [B, *shape] -> [B, *shape]`` can be scored; nothing here
+knows about Lightning. ``reconstruct`` must treat samples independently (no batch
+statistics), which is what makes one batched JVP a per-sample JVP.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.func import jvp, vmap
+
+Reconstruct = Callable[[Tensor], Tensor]
+CURVATURE_METHODS = ("exact", "hutchinson")
+
+
+def reconstruction_error(x: Tensor, r: Tensor) -> Tensor:
+    """``e(x) = sum_i (r_i - x_i)^2`` over all non-batch dims: ``[B, *shape] -> [B]``."""
+    return (r - x).flatten(1).pow(2).sum(1)
+
+
+def _jvp_batch(reconstruct: Reconstruct, x: Tensor, tangents: Tensor) -> Tensor:
+    """``J(x) v`` for each tangent in ``tangents: [K, B, *shape]`` -> ``[K, B, *shape]``."""
+    return vmap(lambda v: jvp(reconstruct, (x,), (v,))[1])(tangents)
+
+
+def jacobian_trace(
+    reconstruct: Reconstruct,
+    x: Tensor,
+    method: str = "exact",
+    probes: int = 16,
+    chunk_size: int = 64,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``trace(dr/dx)`` per sample, ``[B, *shape] -> [B]``.
+
+    ``exact``: D Jacobian-vector products with the basis vectors ``e_i``, ``chunk_size``
+    of them at a time (vmapped); ``trace = sum_i (J e_i)_i``.
+    ``hutchinson``: ``mean_k v_k^T J v_k`` with ``probes`` Rademacher vectors ``v_k``
+    (unbiased). ``generator`` makes the probes reproducible.
+    """
+    if method not in CURVATURE_METHODS:
+        raise ValueError(f"curvature method {method!r} is not one of {CURVATURE_METHODS}")
+    b, d = x.shape[0], x[0].numel()
+    with torch.enable_grad() if x.requires_grad else torch.no_grad():
+        if method == "hutchinson":
+            v = torch.randint(0, 2, (probes, *x.shape), generator=generator, device="cpu")
+            v = (2 * v - 1).to(device=x.device, dtype=x.dtype)
+            jv = _jvp_batch(reconstruct, x, v)
+            return (v * jv).flatten(2).sum(2).mean(0)
+        trace = x.new_zeros(b)
+        for start in range(0, d, chunk_size):
+            idx = torch.arange(start, min(start + chunk_size, d), device=x.device)
+            basis = torch.zeros(len(idx), b, d, device=x.device, dtype=x.dtype)
+            basis[torch.arange(len(idx)), :, idx] = 1.0
+            jv = _jvp_batch(reconstruct, x, basis.view(len(idx), *x.shape)).flatten(2)
+            trace = trace + jv[torch.arange(len(idx)), :, idx].sum(0)
+        return trace
+
+
+def curvature(reconstruct: Reconstruct, x: Tensor, method: str = "exact", **kwargs) -> Tensor:
+    """``gamma(x) = (trace(dr/dx) - D) / D``, ``[B, *shape] -> [B]``.
+
+    By Alain & Bengio ``dr/dx - I ~ sigma^2 d2 log p / dx2``, so ``gamma`` is (up to
+    the positive factor ``sigma^2``) the mean diagonal curvature of the log-density.
+    """
+    d = x[0].numel()
+    return (jacobian_trace(reconstruct, x, method, **kwargs) - d) / d
+
+
+def curvature_factor(gamma: Tensor, beta: float) -> Tensor:
+    """``Gamma = exp(-beta * max(gamma, 0))``: 1 at a maximum of p, < 1 at a minimum/saddle."""
+    return torch.exp(-beta * gamma.clamp(min=0))
+
+
+def error_factor(e: Tensor, alpha: float, d: int) -> Tensor:
+    """``exp(-(alpha / D) * e)``, the first factor of ``c(x)``."""
+    return torch.exp(-(alpha / d) * e)
+
+
+def confidence(
+    reconstruct: Reconstruct,
+    x: Tensor,
+    alpha: float,
+    beta: float,
+    method: str = "exact",
+    **kwargs,
+) -> Tensor:
+    """``c(x) = exp(-(alpha/D) e(x)) * Gamma(x)`` in (0, 1], ``[B, *shape] -> [B]``."""
+    d = x[0].numel()
+    with torch.no_grad():
+        e = reconstruction_error(x, reconstruct(x))
+    gamma = curvature(reconstruct, x, method, **kwargs)
+    return error_factor(e, alpha, d) * curvature_factor(gamma, beta)
+
+
+def softmax_scores(logits: Tensor) -> Tensor:
+    """Plain classifier scores ``softmax(logits)``: ``[B, C] -> [B, C]``."""
+    return logits.softmax(-1)
+
+
+def cool_scores(logits: Tensor, omega: int) -> Tensor:
+    """COOL class scores ``omega^omega * prod_j a_(k, j)`` (max 1): ``[B, C*omega] -> [B, C]``.
+
+    ``a`` is one softmax over all ``C * omega`` units, laid out class-major
+    (unit ``k * omega + j``); computed in log space for stability.
+    """
+    logp = logits.log_softmax(-1).unflatten(-1, (-1, omega))
+    return torch.exp(omega * math.log(omega) + logp.sum(-1))

@@ -1,0 +1,65 @@
+"""The one place user errors turn into a clear message and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from overgen.errors import ConfigError, OvergenError
+
+log = logging.getLogger("overgen")
+EXIT_USER_ERROR = 2
+
+
+def _user_error(exc: BaseException) -> OvergenError | None:
+    """The ``OvergenError`` behind ``exc`` (Hydra wraps errors raised while instantiating)."""
+    while exc is not None:
+        if isinstance(exc, OvergenError):
+            return exc
+        exc = exc.__cause__ if isinstance(exc, InstantiationException) else None
+    return None
+
+
+def _finish_wandb(failed: bool) -> None:
+    """Close the W&B run of this job, so sweeps never leak one run into the next."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=1 if failed else 0)
+
+
+def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float | None:
+    """Run ``task(cfg)``; return ``cfg.optimized_metric`` for sweepers.
+
+    A user error prints one line and exits with code 2 (single run); inside a multirun it
+    is logged and re-raised so the sweep records the failed job.
+    """
+    failed = True
+    try:
+        metrics = task(cfg)
+        failed = False
+    except (OvergenError, InstantiationException) as exc:
+        err = _user_error(exc)
+        if err is None:
+            raise
+        multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+        if multirun:
+            log.error("error: %s", err)
+            raise err from None
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    finally:
+        _finish_wandb(failed)
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return None
+    if name not in metrics:
+        raise ConfigError("optimized_metric", name, f"one of {sorted(metrics)}")
+    value = metrics[name]
+    return float(value) if isinstance(value, (int, float)) else None
