@@ -77,7 +77,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     saved = ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides)
     datamodule, model, callbacks, trainer = _build(cfg, [instantiate(cfg.checkpoint), saved])
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    if hasattr(model, "fit_without_trainer"):  # e.g. scikit-learn baselines
+        model.fit_without_trainer(datamodule)
+    else:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     trainer.test(model, datamodule=datamodule)
     metrics = _collect_metrics(cfg, trainer, callbacks, datamodule)
     _write_metrics(cfg, trainer, metrics)

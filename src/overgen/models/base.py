@@ -25,5 +25,9 @@ class ScoringModule(pl.LightningModule):
         """Final scores ``[B, C]`` in [0, 1] that thresholds act on."""
         raise NotImplementedError
 
+    def log_probs(self, x: Tensor) -> Tensor:
+        """Unscaled class log-probabilities ``log y(x)``, ``[B, C]`` (differentiable)."""
+        raise NotImplementedError
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.parameters())

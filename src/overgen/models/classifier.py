@@ -35,6 +35,10 @@ class Classifier(ScoringModule):
     def class_scores(self, x: Tensor, threshold: float | None = None) -> Tensor:
         return cool_scores(self(x), self.omega)
 
+    def log_probs(self, x: Tensor) -> Tensor:
+        """``log sum_j a_(k, j)``: each class's softmax mass (the softmax for omega = 1)."""
+        return self(x).log_softmax(-1).unflatten(-1, (-1, self.omega)).logsumexp(-1)
+
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, y = batch
         loss = cool_loss(self(x), y, self.omega)

@@ -78,6 +78,10 @@ class DAEClassifier(ScoringModule):
         """Classifier logits ``[B, C]``."""
         return self.network.classify(self.network.encode(x)[0])
 
+    def log_probs(self, x: Tensor) -> Tensor:
+        """``log softmax(y(x))``, the classifier alone, ``[B, C]``."""
+        return self(x).log_softmax(-1)
+
     def alpha_for(self, threshold: float | None) -> float:
         """The alpha paired with ``threshold`` in ``alpha_at``, else ``model.alpha``."""
         if threshold is None:
