@@ -15,6 +15,7 @@ from overgen.scores import (
     curvature,
     curvature_factor,
     error_factor,
+    jacobian_trace_factored,
     reconstruction_error,
 )
 
@@ -92,10 +93,30 @@ class DAEClassifier(ScoringModule):
         return self.alpha
 
     def curvature(self, x: Tensor) -> Tensor:
-        """``gamma(x)``, ``[B]`` (method ``model.curvature``)."""
-        kwargs = {"probes": self.probes} if self.method == "hutchinson" else {
-            "chunk_size": self.chunk_size}
-        return curvature(self.reconstruct, x, self.method, **kwargs)
+        """``gamma(x) = (trace(dr/dx) - D) / D``, ``[B]`` (method ``model.curvature``).
+
+        ``exact``: through the bottleneck when it is narrower than the input
+        (``jacobian_trace_factored``, one sample at a time so each costs its own count of
+        active latent units; the encoders end in a ReLU, so units with ``h_j = 0`` are
+        skipped; the pooling switches of ``encode(x)`` stay fixed); else D JVPs of ``r``
+        (the 2-D rings: 2 JVPs, not 200).
+        """
+        if self.method == "hutchinson":
+            return curvature(self.reconstruct, x, self.method, probes=self.probes)
+        d = x[0].numel()
+        with torch.no_grad():
+            width = self.network.encode(x[:1])[0].shape[1]
+        if width >= d:
+            return curvature(self.reconstruct, x, self.method, chunk_size=self.chunk_size)
+        traces = []
+        for xi in x.split(1):
+            with torch.no_grad():
+                ctx = self.network.encode(xi)[1]
+            traces.append(jacobian_trace_factored(
+                lambda v: self.network.encode(v)[0],
+                lambda h, ctx=ctx: self.network.decode(h, ctx),
+                xi, chunk_size=self.chunk_size, skip_zero_units=True))
+        return (torch.cat(traces) - d) / d
 
     def confidence(self, x: Tensor, alpha: float | None = None) -> Tensor:
         """``c(x) = exp(-(alpha/D) e(x)) Gamma(x)``, ``[B]``."""

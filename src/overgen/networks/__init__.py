@@ -6,6 +6,6 @@ A classifier network maps ``x -> logits``. A dAE network implements
 """
 
 from overgen.networks.cnn import ConvClassifier, ConvEncoder
-from overgen.networks.dae import ConvDAE, MLPDAE
+from overgen.networks.dae import MLPDAE, ConvDAE
 
 __all__ = ["ConvClassifier", "ConvDAE", "ConvEncoder", "MLPDAE"]

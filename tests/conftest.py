@@ -1,0 +1,43 @@
+"""Shared fixtures: the real configs composed with tiny settings, offline data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+DATA_DIR = os.environ.setdefault("OVERGEN_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+# small, fast, CPU-only settings shared by the end-to-end tests
+TINY = ["logger=csv", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield
+    GlobalHydra.instance().clear()
+
+
+def compose_cfg(config_name: str, overrides: list[str], output_dir: Path):
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` and the run dir set to
+    ``output_dir`` (what ``@hydra.main`` would provide)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name, overrides=[*overrides, f"paths.output_dir={output_dir}"],
+                       return_hydra_config=False)
+
+
+@pytest.fixture
+def mnist_dir() -> str:
+    if not (Path(DATA_DIR) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        pytest.skip(f"MNIST not found under {DATA_DIR}")
+    return DATA_DIR

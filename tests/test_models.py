@@ -1,0 +1,72 @@
+"""LightningModules: losses and scores against hand computations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from overgen.models import Classifier, DAEClassifier
+from overgen.models.classifier import cool_loss
+from overgen.networks import MLPDAE, ConvClassifier, ConvDAE
+from overgen.scores import confidence
+
+
+def test_cool_loss_is_cross_entropy_against_spread_target():
+    torch.manual_seed(0)
+    logits, y = torch.randn(4, 30), torch.tensor([0, 2, 1, 2])
+    target = torch.zeros(4, 30)
+    for i, k in enumerate(y):
+        target[i, 10 * k : 10 * k + 10] = 0.1
+    expected = -(target * logits.log_softmax(-1)).sum(-1).mean()
+    torch.testing.assert_close(cool_loss(logits, y, 10), expected)
+    torch.testing.assert_close(cool_loss(logits[:, :3], y, 1),
+                               torch.nn.functional.cross_entropy(logits[:, :3], y))
+
+
+def test_dae_class_scores_are_confidence_times_softmax():
+    torch.manual_seed(0)
+    model = DAEClassifier(MLPDAE(), alpha=40.0, beta=5.0, num_classes=3)
+    x = torch.randn(6, 2)
+    c = confidence(model.reconstruct, x, alpha=40.0, beta=5.0)
+    torch.testing.assert_close(model.class_scores(x), c[:, None] * model(x).softmax(-1))
+    torch.testing.assert_close(model.confidence(x), c)
+
+
+def test_dae_threshold_skips_gamma_but_keeps_decisions():
+    torch.manual_seed(0)
+    model = DAEClassifier(ConvDAE(), curvature="exact", alpha_at={0.9: 20.0, 0.99: 3.0}).double()
+    x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    for t in (0.9, 0.99):
+        model.alpha = model.alpha_for(t)
+        full = model.class_scores(x)
+        model.alpha = 20.0
+        gated = model.class_scores(x, threshold=t)
+        assert torch.equal(full.amax(-1) >= t, gated.amax(-1) >= t)
+        assert (gated >= full - 1e-12).all()  # skipped samples carry the upper bound
+    assert model.alpha_for(0.99) == 3.0 and model.alpha_for(0.5) == 20.0
+
+
+def test_dae_l2_penalty_covers_weights_only():
+    model = DAEClassifier(MLPDAE(), num_classes=3)
+    expected = 0.5 * sum(p.pow(2).sum() for n, p in model.network.named_parameters()
+                         if n.endswith("weight"))
+    torch.testing.assert_close(model.l2_penalty(), expected)
+
+
+def test_classifier_log_probs_sum_class_mass():
+    model = Classifier(ConvClassifier(100), omega=10)
+    x = torch.rand(2, 1, 28, 28)
+    lp = model.log_probs(x)
+    assert lp.shape == (2, 10)
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(2))
+
+
+@pytest.mark.parametrize("key,kwargs", [
+    ("model.curvature", {"curvature": "approx"}),
+    ("model.classifier_input", {"classifier_input": "both"}),
+    ("model.probes", {"probes": 0}),
+    ("model.sigma", {"sigma": -1.0}),
+])
+def test_dae_bad_options_name_the_key(key, kwargs):
+    with pytest.raises(ValueError, match=key):
+        DAEClassifier(MLPDAE(), **kwargs)

@@ -1,0 +1,123 @@
+"""train.py / evaluate.py end to end on the real configs with tiny settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT, TINY, compose_cfg
+
+from overgen.tasks import evaluate, train
+
+FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
+
+
+def test_rings_figure_and_confidence(tmp_path):
+    cfg = compose_cfg("train", ["experiment=rings2d", *TINY, "trainer.max_steps=1500",
+                                "callbacks.rings_figure.resolution=40"], tmp_path)
+    metrics = train(cfg)
+    assert os.path.getsize(tmp_path / "rings2d.png") > 10_000
+    assert metrics["figure/rings2d"] == str(tmp_path / "rings2d.png")
+    assert json.loads((tmp_path / "metrics.json").read_text())["run/steps"] == 1500
+    assert metrics["test/acc"] > 0.95
+
+
+def test_rings_confidence_high_on_rings_low_at_centres_and_far(tmp_path):
+    cfg = compose_cfg("train", ["experiment=rings2d", *TINY, "trainer.max_steps=1500",
+                                "callbacks=none"], tmp_path)
+    from hydra.utils import instantiate
+
+    from overgen.data.rings import sample_rings
+
+    torch.manual_seed(0)
+    model, dm = instantiate(cfg.model), instantiate(cfg.data)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer.fit(model, datamodule=dm)
+    model.eval()
+    on_ring = model.confidence(sample_rings(50)[0]).median()
+    centres = model.confidence(torch.tensor([[-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]]))
+    far = model.confidence(torch.tensor([[-1.0, -1.0], [2.5, 2.5]]))
+    assert on_ring > centres.max() and on_ring > far.max()
+
+
+def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
+    run = tmp_path / "train"
+    cfg = compose_cfg("train", ["model=dae_sym", "data=mnist_openset", "+known=3",
+                                "model.curvature=hutchinson", "model.probes=2", *FAST], run)
+    metrics = train(cfg)
+    for key in ("test/acc", "test/acc@0.90", "test/acc@0.99", "test/mse"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["run/train_classes"] == cfg.data.known_classes or len(
+        metrics["run/train_classes"]) == 3
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.exists()
+    cfg_eval = compose_cfg("evaluate", [f"ckpt_path={ckpt}", *TINY,
+                                        "trainer.limit_test_batches=2"], tmp_path / "eval")
+    again = evaluate(cfg_eval)
+    assert again["run/train_classes"] == metrics["run/train_classes"]
+    assert again["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert again["test/mse"] == pytest.approx(metrics["test/mse"])
+
+
+def test_same_seed_same_numbers(tmp_path, mnist_dir):
+    runs = []
+    for name in ("a", "b"):
+        cfg = compose_cfg("train", ["model=cool", *FAST], tmp_path / name)
+        train(cfg)
+        runs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    assert runs[0] == runs[1]
+
+
+def _cli(script: str, *args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OVERGEN_LOG_DIR": str(tmp_path / "logs")}
+    return subprocess.run([sys.executable, str(ROOT / script), *args, "logger=csv"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+
+
+BAD_INPUTS = [
+    (["data=mnist_openset", "+known=0"], "known=0"),
+    (["data=mnist_openset", "+known=11"], "known=11"),
+    (["data=mnist_openset", "data.known_classes=[3,3]"], "data.known_classes=[3, 3]"),
+    (["data=mnist_openset", "data.known_classes=[12]"], "data.known_classes=[12]"),
+    (["data=mnist_oneclass", "data.digit=10"], "data.digit=10"),
+    (["model=resnet"], "Could not find 'model/resnet'"),
+    (["data.download=false", "paths.data_dir=/nonexistent/mnist"], "data.download=false"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS)
+def test_bad_input_exits_with_one_clear_message(args, message, tmp_path, mnist_dir):
+    proc = _cli("train.py", *args, tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not list((tmp_path / "logs").rglob("checkpoints/*.ckpt"))
+
+
+def test_truncated_mnist_exits_cleanly(tmp_path, mnist_dir):
+    from overgen.data.mnist import RAW_FILES
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in RAW_FILES:
+        os.symlink(os.path.join(mnist_dir, "MNIST", "raw", name), raw / name)
+    (raw / "train-labels-idx1-ubyte").unlink()
+    (raw / "train-labels-idx1-ubyte").write_bytes(b"\x00" * 10)
+    proc = _cli("train.py", f"paths.data_dir={tmp_path / 'data'}", tmp_path=tmp_path)
+    assert proc.returncode == 2 and "train-labels-idx1-ubyte is corrupt" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("content", [None, b"not a checkpoint"])
+def test_evaluate_bad_checkpoint(content, tmp_path):
+    path = tmp_path / "model.ckpt"
+    if content is not None:
+        path.write_bytes(content)
+    proc = _cli("evaluate.py", f"ckpt_path={path}", tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert f"ckpt_path={str(path)!r}" in proc.stderr
+    assert "Traceback" not in proc.stderr
