@@ -9,6 +9,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -25,15 +27,21 @@ def _seed_and_threads():
     torch.manual_seed(0)
     yield
     GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
 
 
 def compose_cfg(config_name: str, overrides: list[str], output_dir: Path):
     """Compose ``conf/<config_name>.yaml`` with ``overrides`` and the run dir set to
-    ``output_dir`` (what ``@hydra.main`` would provide)."""
+    ``output_dir``, and set ``HydraConfig`` (choices, overrides) as ``@hydra.main`` would."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name, overrides=[*overrides, f"paths.output_dir={output_dir}"],
-                       return_hydra_config=False)
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    cfg.hydra.runtime.output_dir = str(output_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    cfg.paths.output_dir = str(output_dir)  # fixed now: later tests set other HydraConfigs
+    return cfg
 
 
 @pytest.fixture

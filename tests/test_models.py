@@ -37,9 +37,9 @@ def test_dae_threshold_skips_gamma_but_keeps_decisions():
     model = DAEClassifier(ConvDAE(), curvature="exact", alpha_at={0.9: 20.0, 0.99: 3.0}).double()
     x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
     for t in (0.9, 0.99):
-        model.alpha = model.alpha_for(t)
-        full = model.class_scores(x)
-        model.alpha = 20.0
+        full = model.class_scores(x, threshold=t, gate=False)
+        c = confidence(model.reconstruct, x, alpha=model.alpha_for(t), beta=model.beta)
+        torch.testing.assert_close(full, c[:, None] * model(x).softmax(-1))
         gated = model.class_scores(x, threshold=t)
         assert torch.equal(full.amax(-1) >= t, gated.amax(-1) >= t)
         assert (gated >= full - 1e-12).all()  # skipped samples carry the upper bound

@@ -5,9 +5,15 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+import numpy as np
 import torch
+from sklearn.metrics import auc, average_precision_score, roc_auc_score, roc_curve
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 
 def thresholded_correct(scores: Tensor, labels: Tensor, threshold: float = 0.0) -> Tensor:
@@ -38,3 +44,127 @@ class ThresholdedAccuracy(Metric):
 
     def compute(self) -> Tensor:
         return self.correct.float() / self.total.clamp(min=1)
+
+
+# -- open set (SPEC.md §3, Fig. 4) ---------------------------------------------------------
+def openset_counts(scores: Tensor, labels: Tensor, known: Sequence[int],
+                   threshold: float = 0.99) -> tuple[int, int, int]:
+    """Pooled open-set counts ``(tp, fp, fn)``; ``scores: [N, C]``, ``labels: [N]``.
+
+    A sample is accepted as ``k = argmax scores`` when ``k`` is in ``known`` and
+    ``scores[k] >= threshold``, else rejected. ``tp``: accepted with its true label;
+    ``fp``: accepted with a wrong label (unknown samples included); ``fn``: a known sample
+    (true label in ``known``) rejected. A known sample accepted as another class is an FP
+    only (SPEC.md's wording), so ``tp + fn`` need not equal the number of known samples.
+    """
+    best, pred = scores.max(-1)
+    known_t = torch.as_tensor(list(known), device=labels.device)
+    accepted = torch.isin(pred, known_t) & (best >= threshold)
+    correct = pred == labels
+    tp = (accepted & correct).sum()
+    fp = (accepted & ~correct).sum()
+    fn = (~accepted & torch.isin(labels, known_t)).sum()
+    return int(tp), int(fp), int(fn)
+
+
+def openset_f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """``(P, R, F)`` with ``P = tp/(tp+fp)``, ``R = tp/(tp+fn)``, ``F = 2PR/(P+R)``;
+    each is 0 where its denominator is 0 (nothing accepted, no known sample)."""
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def openness(known: int, total: int = 10) -> float:
+    """``1 - sqrt(K / total)``: 0 when every class is known."""
+    return 1.0 - math.sqrt(known / total)
+
+
+# -- ranking metrics: OOD (known vs unknown) and ROC (1-class, Fig. 5) -------------------
+OOD_KEYS = ("auroc", "aupr_in", "aupr_out", "fpr@95tpr")
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    return t.detach().double().cpu().numpy()
+
+
+def fpr_at_tpr(scores: Tensor, positive: Tensor, tpr: float = 0.95) -> float:
+    """The smallest FPR over thresholds whose TPR is ``>= tpr``; ``scores, positive: [N]``,
+    higher scores = more positive."""
+    fprs, tprs, _ = roc_curve(_numpy(positive).astype(bool), _numpy(scores))
+    return float(fprs[np.searchsorted(tprs, tpr, side="left")])
+
+
+def ood_metrics(scores: Tensor, in_dist: Tensor) -> dict[str, float | None]:
+    """Known (in-distribution, positive) vs unknown samples ranked by ``scores: [N]``
+    (e.g. the max final class score); ``in_dist: [N] bool``.
+
+    ``auroc``; ``aupr_in``: average precision with known positive; ``aupr_out``: unknown
+    positive, scores negated; ``fpr@95tpr``: FPR on unknown at 95% TPR on known.
+    All ``None`` when one of the two groups is empty (e.g. all ten digits known).
+    """
+    if in_dist.all() or not in_dist.any():
+        return dict.fromkeys(OOD_KEYS)
+    s, pos = _numpy(scores), _numpy(in_dist).astype(bool)
+    return {
+        "auroc": float(roc_auc_score(pos, s)),
+        "aupr_in": float(average_precision_score(pos, s)),
+        "aupr_out": float(average_precision_score(~pos, -s)),
+        "fpr@95tpr": fpr_at_tpr(scores, in_dist, 0.95),
+    }
+
+
+def roc(scores: Tensor, positive: Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+    """ROC curve ``(fpr, tpr)`` (collinear points dropped: the same piecewise-linear curve)
+    and its area; ``scores, positive: [N]``, higher scores = more positive; both groups
+    must be present."""
+    fpr, tpr, _ = roc_curve(_numpy(positive).astype(bool), _numpy(scores))
+    return fpr, tpr, float(auc(fpr, tpr))
+
+
+FPR_GRID = np.linspace(0.0, 1.0, 201)
+
+
+def interp_roc(fpr: Sequence[float], tpr: Sequence[float],
+               grid: Sequence[float] = FPR_GRID) -> np.ndarray:
+    """TPR of one ROC curve at the FPRs in ``grid: [G]`` -> ``[G]``: the curve closed with
+    (0, 0) and (1, 1), linear between points; where it jumps vertically at a grid FPR, the
+    upper TPR counts."""
+    fpr = np.r_[0.0, np.asarray(fpr, dtype=float), 1.0]
+    tpr = np.r_[0.0, np.asarray(tpr, dtype=float), 1.0]
+    order = np.lexsort((tpr, fpr))
+    fpr, tpr = fpr[order], tpr[order]
+    grid = np.asarray(grid, dtype=float)
+    left = np.searchsorted(fpr, grid, side="right") - 1  # the top point at fpr <= g
+    right = np.minimum(left + 1, len(fpr) - 1)  # the bottom point of the next fpr
+    span = fpr[right] - fpr[left]
+    w = np.divide(grid - fpr[left], span, out=np.zeros_like(grid), where=span > 0)
+    return tpr[left] + w * (tpr[right] - tpr[left])
+
+
+def average_roc(curves: Sequence[tuple[Sequence[float], Sequence[float]]],
+                grid: Sequence[float] = FPR_GRID) -> np.ndarray:
+    """Vertical averaging: the mean over ``curves = [(fpr, tpr), ...]`` of each curve's
+    ``interp_roc`` on ``grid: [G]`` -> ``[G]``."""
+    return np.mean([interp_roc(fpr, tpr, grid) for fpr, tpr in curves], axis=0)
+
+
+class CatScores(Metric):
+    """Gathers ``scores: [N, ...]`` and ``labels: [N]`` over batches and DDP ranks, for
+    metrics that need every sample (ranking metrics); ``compute() -> (scores, labels)``.
+    Ranks contribute in rank order, so only order-free metrics may use the result."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("scores", [], dist_reduce_fx="cat")
+        self.add_state("labels", [], dist_reduce_fx="cat")
+
+    def update(self, scores: Tensor, labels: Tensor) -> None:
+        self.scores.append(scores)
+        self.labels.append(labels)
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        return dim_zero_cat(self.scores), dim_zero_cat(self.labels)

@@ -43,15 +43,21 @@ def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
     return datamodule, model, callbacks, trainer
 
 
+def _choices() -> dict[str, Any]:
+    """Hydra's config group choices of this run (``{"model": "dae_sym", ...}``)."""
+    return dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+
+
 def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
-                     datamodule: pl.LightningDataModule) -> dict[str, Any]:
+                     datamodule: pl.LightningDataModule,
+                     choices: dict[str, Any]) -> dict[str, Any]:
     """Flat ``metrics.json``: every logged test metric, callback results and run facts."""
     metrics: dict[str, Any] = {
         k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
     }
     for cb in callbacks:
         metrics.update(getattr(cb, "results", {}) or {})
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     metrics.update({
         "run/model": choices.get("model"),
         "run/data": choices.get("data"),
@@ -59,6 +65,9 @@ def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
         "run/epochs": int(trainer.current_epoch),
         "run/steps": int(trainer.global_step),
         "run/curvature": OmegaConf.select(cfg, "model.curvature"),
+        **{f"run/{k}": OmegaConf.select(cfg, f"model.{k}") for k in ("sigma", "alpha", "beta",
+                                                                     "lambda_l2", "probes")},
+        "run/overrides": overrides,
         "run/train_classes": list(datamodule.train_classes),
     })
     return metrics
@@ -75,14 +84,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit ``cfg.model`` on ``cfg.data``, test it with the evaluation callbacks, write
     ``metrics.json`` in the run dir and return the metrics."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    saved = ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides)
+    saved = ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides, _choices())
     datamodule, model, callbacks, trainer = _build(cfg, [instantiate(cfg.checkpoint), saved])
     if hasattr(model, "fit_without_trainer"):  # e.g. scikit-learn baselines
         model.fit_without_trainer(datamodule)
     else:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     trainer.test(model, datamodule=datamodule)
-    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule)
+    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, _choices())
     _write_metrics(cfg, trainer, metrics)
     return metrics
 
@@ -130,7 +139,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule, model, callbacks, trainer = _build(cfg, [])
     model.load_state_dict(ckpt["state_dict"])
     trainer.test(model, datamodule=datamodule)
-    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule)
+    saved_choices = ckpt[CHECKPOINT_KEY].get("choices") or {}
+    choices = {k: v if v is not None else saved_choices.get(k) for k, v in _choices().items()}
+    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, choices)
     metrics["run/ckpt_path"] = os.path.abspath(cfg.ckpt_path)
     _write_metrics(cfg, trainer, metrics)
     return metrics

@@ -3,5 +3,6 @@ the final scores that thresholds act on; evaluation never asks which model it ha
 
 from overgen.models.classifier import Classifier
 from overgen.models.dae import DAEClassifier
+from overgen.models.ocsvm import OneClassSVMModel
 
-__all__ = ["Classifier", "DAEClassifier"]
+__all__ = ["Classifier", "DAEClassifier", "OneClassSVMModel"]

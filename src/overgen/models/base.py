@@ -21,8 +21,13 @@ class ScoringModule(pl.LightningModule):
         super().__init__()
         self.optimizer_factory = optimizer or torch.optim.Adam
 
-    def class_scores(self, x: Tensor, threshold: float | None = None) -> Tensor:
-        """Final scores ``[B, C]`` in [0, 1] that thresholds act on."""
+    def class_scores(self, x: Tensor, threshold: float | None = None,
+                     gate: bool = True) -> Tensor:
+        """Final scores ``[B, C]`` that thresholds act on, as judged at ``threshold``.
+
+        A model may pair settings with a threshold (the dAE's alpha) and, with ``gate``,
+        skip costly work for samples that cannot reach it (their scores stay below it).
+        """
         raise NotImplementedError
 
     def log_probs(self, x: Tensor) -> Tensor:

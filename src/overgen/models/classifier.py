@@ -32,7 +32,8 @@ class Classifier(ScoringModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
 
-    def class_scores(self, x: Tensor, threshold: float | None = None) -> Tensor:
+    def class_scores(self, x: Tensor, threshold: float | None = None,
+                     gate: bool = True) -> Tensor:
         return cool_scores(self(x), self.omega)
 
     def log_probs(self, x: Tensor) -> Tensor:

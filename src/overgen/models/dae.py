@@ -125,20 +125,22 @@ class DAEClassifier(ScoringModule):
         gamma_factor = curvature_factor(self.curvature(x), self.beta)
         return error_factor(e, alpha or self.alpha, x[0].numel()) * gamma_factor
 
-    def class_scores(self, x: Tensor, threshold: float | None = None) -> Tensor:
+    def class_scores(self, x: Tensor, threshold: float | None = None,
+                     gate: bool = True) -> Tensor:
         """``y~ = c(x) softmax(y(x))``, ``[B, C]``, with the alpha paired with ``threshold``.
 
-        With a ``threshold``, ``Gamma`` (the costly part) is computed only where the upper
-        bound ``exp(-alpha e/D) max_k y_k`` reaches it; elsewhere the scores returned are
-        that bound (``Gamma`` taken as 1), already below the threshold, so every
-        thresholded decision is exact.
+        With a ``threshold`` and ``gate``, ``Gamma`` (the costly part) is computed only
+        where the upper bound ``exp(-alpha e/D) max_k y_k`` reaches it; elsewhere the
+        scores returned are that bound (``Gamma`` taken as 1), already below the
+        threshold, so every thresholded decision is exact. ``gate=False``: every score in
+        full (for rankings such as ROC curves).
         """
         h, ctx = self.network.encode(x)
         probs = self.network.classify(h).softmax(-1)
         e = reconstruction_error(x, self.network.decode(h, ctx))
         c = error_factor(e, self.alpha_for(threshold), x[0].numel())
         need = torch.ones_like(c, dtype=torch.bool)
-        if threshold is not None:
+        if threshold is not None and gate:
             need = c * probs.amax(-1) >= threshold
         if need.any():
             gamma_factor = curvature_factor(self.curvature(x[need]), self.beta)

@@ -1,0 +1,132 @@
+"""The fooling attack (Table I) after testing: rates, mean updates and the Fig. 3 grid."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from matplotlib.figure import Figure
+
+from overgen.attacks.fgn import (
+    DEFAULT_LR,
+    GENERATORS,
+    NEVER,
+    OPTIMIZERS,
+    TARGETS,
+    FoolingResult,
+    fool,
+    frozen,
+    trial_targets,
+)
+from overgen.callbacks.accuracy import threshold_key
+from overgen.errors import ConfigError
+from overgen.utils.io import atomic_savefig
+
+KEY = "callbacks.fooling"
+
+
+def fooling_figure(result: FoolingResult, digits: Sequence[int]) -> Figure:
+    """One generated image per digit: the first trial that reached the most thresholds."""
+    fig = Figure(figsize=(1.1 * len(digits), 1.6), layout="constrained")
+    passed = (result.success != NEVER).sum(1)
+    for col, digit in enumerate(digits):
+        ids = (result.target == digit).nonzero().flatten().tolist()
+        i = max(ids, key=lambda j: (int(passed[j]), -j))
+        ax = fig.add_subplot(1, len(digits), col + 1)
+        ax.imshow(result.image[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"{digit}: {int(passed[i])}/{len(result.thresholds)}", fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle("fooling images (digit: thresholds reached)", fontsize=9)
+    return fig
+
+
+def gather(result: FoolingResult) -> FoolingResult:
+    """Every rank's trials merged (all ranks get the same result); identity without DDP."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return result
+    parts: list[FoolingResult | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, result)
+    return FoolingResult.merge(parts)
+
+
+class FoolingAttack(pl.Callback):
+    """Runs ``overgen.attacks.fool`` on the tested model in ``on_test_end`` (after
+    ``train.py``'s fit + test, or ``evaluate.py`` on a checkpoint). Under DDP rank ``r``
+    runs the trials ``i`` with ``i % world == r``; results are gathered and written on
+    rank 0: ``results["fooling/rate@0.90"]``, ``["fooling/steps@0.90"]`` (mean updates of
+    the successful trials, None when none), per threshold, the settings, and
+    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``."""
+
+    def __init__(self, output_dir: str, thresholds: Sequence[float] = (0.90, 0.99),
+                 digits: Sequence[int] = tuple(range(10)), trials_per_digit: int = 20,
+                 max_steps: int = 10_000, optimizer: str = "adam", lr: float | None = None,
+                 betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
+                 target: str = "y", generator: str = "rank1", seed: int = 0,
+                 filename: str = "fooling.png") -> None:
+        for key, value, allowed in (("optimizer", optimizer, OPTIMIZERS),
+                                    ("target", target, TARGETS),
+                                    ("generator", generator, GENERATORS)):
+            if value not in allowed:
+                raise ConfigError(f"{KEY}.{key}", value, f"one of {list(allowed)}")
+        for key, value in (("trials_per_digit", trials_per_digit), ("max_steps", max_steps)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{KEY}.{key}", value, "a positive integer")
+        if not thresholds or not all(0 < float(t) <= 1 for t in thresholds):
+            raise ConfigError(f"{KEY}.thresholds", thresholds, "a non-empty list in (0, 1]")
+        if not digits:
+            raise ConfigError(f"{KEY}.digits", digits, "a non-empty list of class indices")
+        if lr is not None and lr <= 0:
+            raise ConfigError(f"{KEY}.lr", lr, "a positive number, or null for the default")
+        self.path = os.path.join(output_dir, filename)
+        self.thresholds, self.digits = [float(t) for t in thresholds], [int(d) for d in digits]
+        self.trials_per_digit, self.max_steps, self.seed = trials_per_digit, max_steps, seed
+        self.optimizer, self.betas, self.eps = optimizer, tuple(betas), eps
+        self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
+        self.target, self.generator = target, generator
+        self.results: dict[str, object] = {}
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not callable(getattr(pl_module, "log_probs", None)):
+            raise ConfigError("callbacks", "fooling", f"a model with gradients: "
+                              f"{type(pl_module).__name__} has no log_probs")
+        num_classes = getattr(pl_module, "num_classes", None)
+        if num_classes is not None and not all(0 <= d < num_classes for d in self.digits):
+            raise ConfigError(f"{KEY}.digits", self.digits,
+                              f"class indices below the model's {num_classes} classes")
+        targets = trial_targets(self.digits, self.trials_per_digit)
+        mine = torch.arange(trainer.global_rank, len(targets), trainer.world_size)
+        dtype = next(pl_module.parameters()).dtype
+        with frozen(pl_module):
+            result = fool(pl_module.class_scores, pl_module.log_probs, targets[mine], mine,
+                          self.thresholds, self.max_steps, self.optimizer, self.lr,
+                          self.betas, self.eps, self.target, self.generator, self.seed,
+                          pl_module.device, dtype)
+        result = gather(result)
+        if trainer.is_global_zero:
+            self._report(trainer, result)
+
+    def _report(self, trainer: pl.Trainer, result: FoolingResult) -> None:
+        results: dict[str, object] = {}
+        for k, t in enumerate(self.thresholds):
+            results[threshold_key("fooling/rate", t)] = result.rate(k)
+            results[threshold_key("fooling/steps", t)] = result.mean_steps(k)
+        results.update({
+            "fooling/trials": len(result.trial),
+            "fooling/target": self.target,
+            "fooling/max_steps": self.max_steps,
+            "fooling/lr": self.lr,
+            "fooling/optimizer": self.optimizer,
+            "fooling/generator": self.generator,
+        })
+        atomic_savefig(fooling_figure(result, self.digits), self.path)
+        results["figure/fooling"] = self.path
+        self.results = results
+        scalars = {k: float(v) for k, v in results.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=trainer.global_step)
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="figure/fooling", images=[self.path])

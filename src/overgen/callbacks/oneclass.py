@@ -1,0 +1,54 @@
+"""1-class ROC (SPEC.md §3, Fig. 5): the trained digit's final score ranks every test image."""
+
+from __future__ import annotations
+
+import os
+
+import pytorch_lightning as pl
+import torch
+
+from overgen.errors import ConfigError
+from overgen.metrics import CatScores, roc
+from overgen.utils.io import atomic_write_json
+
+
+class OneClass(pl.Callback):
+    """Scores every test image by ``class_scores(x)[:, d]`` (``d``: the one training digit;
+    positives: test images of ``d``). ``oneclass/auroc``, ``oneclass/digit`` and the ROC
+    curve ``{digit, auroc, fpr, tpr}`` in ``{output_dir}/{filename}``;
+    ``oneclass/roc_file`` holds that file's name, relative to the run dir. Without positives
+    or negatives (a truncated test set) there is no curve: both keys are ``None``."""
+
+    def __init__(self, output_dir: str, filename: str = "roc.json") -> None:
+        self.output_dir, self.filename = output_dir, filename
+        self.results: dict = {}
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        classes = list(trainer.datamodule.train_classes)
+        if len(classes) != 1:
+            raise ConfigError("data", f"train_classes={classes}",
+                              "one training digit (data=mnist_oneclass data.digit=D)")
+        self.digit = classes[0]
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self.outputs = CatScores().to(pl_module.device)
+
+    @torch.no_grad()
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                          dataloader_idx=0) -> None:
+        x, y = batch
+        self.outputs.update(pl_module.class_scores(x)[:, self.digit], y)
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        scores, labels = self.outputs.compute()
+        positive = labels == self.digit
+        self.results = {"oneclass/auroc": None, "oneclass/digit": self.digit,
+                        "oneclass/roc_file": None}
+        if positive.all() or not positive.any():  # a truncated test set (tiny runs)
+            return
+        fpr, tpr, auroc = roc(scores, positive)
+        if trainer.is_global_zero:
+            atomic_write_json(os.path.join(self.output_dir, self.filename), {
+                "digit": self.digit, "auroc": auroc, "fpr": fpr.tolist(), "tpr": tpr.tolist()})
+        pl_module.log_dict({"oneclass/auroc": auroc, "oneclass/digit": float(self.digit)})
+        self.results.update({"oneclass/auroc": auroc, "oneclass/roc_file": self.filename})

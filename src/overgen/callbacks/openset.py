@@ -1,0 +1,59 @@
+"""Open-set F-measure (SPEC.md §3, Fig. 4) and OOD metrics over the test set."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from overgen.metrics import (
+    OOD_KEYS,
+    CatScores,
+    ood_metrics,
+    openness,
+    openset_counts,
+    openset_f1,
+)
+
+
+class OpenSet(pl.Callback):
+    """``openset/*`` from pooled counts at ``threshold`` (known digits: the datamodule's
+    ``train_classes``) and ``ood/*``: known vs unknown test samples ranked by the max final
+    score, all of it judged with the alpha paired with ``threshold``.
+
+    ``ood: true`` scores every sample in full (for the dAE: the curvature of every test
+    image, costly with exact curvature on a CPU); ``false`` gates the curvature to samples
+    that can pass the threshold (exact decisions, no ``ood/*``). ``ood/*`` is ``None``
+    when every digit is known or when ``ood`` is off.
+    """
+
+    def __init__(self, threshold: float = 0.99, ood: bool = True) -> None:
+        self.threshold, self.ood = float(threshold), bool(ood)
+        self.results: dict = {}
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self.known = list(trainer.datamodule.train_classes)
+        self.outputs = CatScores().to(pl_module.device)
+
+    @torch.no_grad()
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+                          dataloader_idx=0) -> None:
+        x, y = batch
+        scores = pl_module.class_scores(x, threshold=self.threshold, gate=not self.ood)
+        self.outputs.update(scores, y)
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        scores, labels = self.outputs.compute()
+        tp, fp, fn = openset_counts(scores, labels, self.known, self.threshold)
+        precision, recall, f1 = openset_f1(tp, fp, fn)
+        k = len(self.known)
+        values = {
+            "openset/f1": f1, "openset/precision": precision, "openset/recall": recall,
+            "openset/openness": openness(k, trainer.datamodule.num_classes),
+            "openset/known": k, "openset/threshold": self.threshold,
+        }
+        in_dist = torch.isin(labels, torch.as_tensor(self.known, device=labels.device))
+        ood = ood_metrics(scores.max(-1).values, in_dist) if self.ood else dict.fromkeys(OOD_KEYS)
+        values.update({f"ood/{name}": v for name, v in ood.items()})
+        pl_module.log_dict({name: float(v) for name, v in values.items() if v is not None})
+        self.results = {**values, "openset/known_classes": self.known,
+                        "openset/tp": tp, "openset/fp": fp, "openset/fn": fn}

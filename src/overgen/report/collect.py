@@ -1,0 +1,149 @@
+"""Runs from ``metrics.json`` files -> flat dicts, grouped numbers and their provenance.
+
+A run is its ``metrics.json`` as a dict plus ``"dir"``, the folder it lies in. Every key may
+be missing or null; helpers here skip those values and say how many runs remain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from overgen.metrics import average_roc
+
+MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm")
+
+
+def find_runs(dirs: Iterable[str]) -> list[dict]:
+    """Every ``metrics.json`` under ``dirs`` (recursive, each file once); files that are
+    not a readable JSON object are skipped with a warning on stderr."""
+    runs = []
+    for path in sorted({p.resolve() for d in dirs for p in Path(d).rglob("metrics.json")}):
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            metrics = e
+        if not isinstance(metrics, dict):
+            print(f"overgen.report: skipping {path}: not a JSON object ({metrics})",
+                  file=sys.stderr)
+            continue
+        runs.append({**metrics, "dir": str(path.parent)})
+    return runs
+
+
+def number(value) -> float | None:
+    """``value`` as a finite float; None when missing, null, NaN or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def values(runs: list[dict], key: str) -> list[float]:
+    """The finite numbers under ``key`` in ``runs``."""
+    return [v for v in (number(r.get(key)) for r in runs) if v is not None]
+
+
+def listed(runs: list[dict], key: str) -> str:
+    """The distinct numbers under ``key``, e.g. ``"0.9/0.99"``; ``"?"`` when none."""
+    return "/".join(f"{v:g}" for v in sorted(set(values(runs, key)))) or "?"
+
+
+def has_prefix(run: dict, prefix: str) -> bool:
+    return any(k.startswith(prefix) for k in run)
+
+
+def label(run: dict) -> str:
+    """The setting a run belongs to: its model, the dAE's curvature method, an attack on y~."""
+    name = str(run.get("run/model") or "?")
+    if name.startswith("dae"):
+        name += f" ({run.get('run/curvature') or 'unknown'} curvature)"
+    if run.get("fooling/target") == "y_tilde":
+        name += ", attack y~"
+    return name
+
+
+def _order(run: dict) -> tuple:
+    model = str(run.get("run/model") or "?")
+    rank = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+    return rank, model, label(run), run["dir"]
+
+
+def group(runs: list[dict], key: Callable[[dict], object] = label) -> dict[object, list[dict]]:
+    """``runs`` grouped by ``key`` (default: ``label``), models in the paper's order."""
+    out: dict[object, list[dict]] = {}
+    for run in sorted(runs, key=_order):
+        out.setdefault(key(run), []).append(run)
+    return out
+
+
+def provenance(runs: list[dict]) -> str:
+    """``"n=10, epochs=3"``; mixed epoch counts are listed (``epochs=3/20``)."""
+    epochs = {r.get("run/epochs") for r in runs}
+    known = sorted(e for e in epochs if number(e) is not None)
+    listed = [str(int(e)) for e in known] + (["?"] if len(known) < len(epochs) else [])
+    return f"n={len(runs)}, epochs={'/'.join(listed)}"
+
+
+def run_file(run: dict, key: str, default: str | None = None) -> str | None:
+    """The existing file named by ``run[key]`` (relative paths against the run dir; a moved
+    run dir is found by the file's name), else ``default`` in the run dir, else None."""
+    value, folder = run.get(key), run["dir"]
+    candidates = []
+    if isinstance(value, str) and value:
+        candidates += [os.path.join(folder, value), os.path.join(folder, os.path.basename(value))]
+    if default:
+        candidates.append(os.path.join(folder, default))
+    return next((p for p in candidates if os.path.isfile(p)), None)
+
+
+def load_roc(run: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(fpr, tpr)`` from the run's ROC file (``oneclass/roc_file`` or ``roc.json``)."""
+    path = run_file(run, "oneclass/roc_file", "roc.json")
+    try:
+        data = json.loads(Path(path).read_text())
+        fpr, tpr = np.asarray(data["fpr"], float), np.asarray(data["tpr"], float)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (fpr, tpr) if fpr.ndim == 1 and fpr.shape == tpr.shape and fpr.size else None
+
+
+def known_count(run: dict) -> int | None:
+    """K, the number of known digits of an open-set run."""
+    known = run.get("openset/known")
+    if isinstance(known, list):
+        return len(known)
+    return int(known) if number(known) is not None else None
+
+
+def openset_points(runs: list[dict]) -> dict[str, list[dict]]:
+    """Per label, per K (ascending): openness, mean and std (ddof 0) of ``openset/f1``
+    over the runs (subsets) with that K, and their count ``n``."""
+    out: dict[str, list[dict]] = {}
+    for name, g in group([r for r in runs if known_count(r) is not None]).items():
+        for k, kruns in sorted(group(g, known_count).items()):
+            f1 = values(kruns, "openset/f1")
+            if not f1:
+                continue
+            openness = values(kruns, "openset/openness") or [1.0 - math.sqrt(k / 10)]
+            out.setdefault(name, []).append({
+                "known": k, "openness": float(np.mean(openness)), "mean": float(np.mean(f1)),
+                "std": float(np.std(f1)), "n": len(f1)})
+    return out
+
+
+def oneclass_summary(runs: list[dict]) -> dict[str, dict]:
+    """Per label: the averaged ROC (``tpr`` on ``FPR_GRID``, None without ROC files), AUC
+    values, digits, runs and the number of ROC curves found."""
+    out = {}
+    for name, g in group(runs).items():
+        curves = [c for c in map(load_roc, g) if c is not None]
+        out[name] = {"tpr": average_roc(curves) if curves else None, "curves": len(curves),
+                     "auc": values(g, "oneclass/auroc"), "runs": g,
+                     "digits": sorted({int(d) for d in values(g, "oneclass/digit")})}
+    return out

@@ -1,0 +1,211 @@
+"""Runs -> report blocks (headings, paragraphs, tables, images) -> ``report.md`` and a
+self-contained ``report.html`` (figures embedded as base64 PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+
+import matplotlib.pyplot as plt
+
+from overgen.report.collect import (
+    group,
+    has_prefix,
+    label,
+    listed,
+    oneclass_summary,
+    openset_points,
+    provenance,
+    run_file,
+    values,
+)
+from overgen.report.figures import openset_figure, roc_figure
+from overgen.report.tables import (
+    OOD_KEYS,
+    PAPER_AUC,
+    PAPER_EPOCHS,
+    fooling_settings,
+    oneclass_digit_table,
+    oneclass_table,
+    ood_table,
+    openset_table,
+    overview_table,
+    table_one,
+)
+from overgen.utils.io import atomic_savefig, atomic_write_text
+
+FIGURE_DIR = "report_figures"
+# a block: ("h", level, text) | ("p", text) | ("table", (header, rows)) | ("img", path, caption)
+Block = tuple
+
+
+def _save(fig, out: str, name: str) -> str:
+    path = os.path.join(out, FIGURE_DIR, name)
+    atomic_savefig(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _where(folder: str, out: str) -> str:
+    """A run dir for captions: relative to ``out`` when inside it, else absolute."""
+    rel = os.path.relpath(folder, out)
+    return os.path.abspath(folder) if rel.startswith("..") else rel
+
+
+def table_one_blocks(runs: list[dict]) -> list[Block]:
+    runs = [r for r in runs if has_prefix(r, "fooling/")
+            or (r.get("run/data") == "mnist" and "test/acc" in r)]
+    if not runs:
+        return []
+    text = ("Accuracy in %; acc@t: argmax right and final score >= t. fooled@t: share of "
+            "fooling trials whose final score for the target reached t; in parentheses the "
+            "mean updates of the successful trials (each a mean over runs). Rows marked "
+            f"'paper' are the paper's values (SPEC.md §3, {PAPER_EPOCHS} epochs), not ours.")
+    if any(has_prefix(r, "fooling/") for r in runs):
+        text += f" Fooling: {fooling_settings(runs)}."
+    return [("h", 2, "Table I: accuracy and fooling"), ("p", text),
+            ("table", table_one(runs))]
+
+
+def openset_blocks(runs: list[dict], out: str) -> list[Block]:
+    runs = [r for r in runs if "openset/f1" in r]
+    points = openset_points(runs)
+    if not points:
+        return []
+    threshold = listed(runs, "openset/threshold")
+    blocks = [
+        ("h", 2, "Fig. 4: open set"),
+        ("p", f"F-measure (pooled counts, threshold {threshold}) against openness; mean and "
+              "std (ddof 0) over the subsets of each K, n = number of subsets (runs). The "
+              "paper's claim: the dAE above CNN and COOL at every openness."),
+        ("img", _save(openset_figure(points, threshold), out, "fig4_openset.png"),
+         "F-measure vs openness, std over subsets as error bars"),
+        ("table", openset_table(points, runs)),
+    ]
+    ood = [r for r in runs if any(k in r for k in OOD_KEYS)]
+    if ood:
+        blocks += [("h", 3, "Known vs unknown test samples (beyond the paper)"),
+                   ("p", "Scored by the max final score; mean over the open-set runs of all K "
+                         "(runs without unknown digits give no value)."),
+                   ("table", ood_table(ood))]
+    return blocks
+
+
+def oneclass_blocks(runs: list[dict], out: str) -> list[Block]:
+    runs = [r for r in runs if has_prefix(r, "oneclass/")]
+    if not runs:
+        return []
+    summary = oneclass_summary(runs)
+    paper = ", ".join(f"{k} {v:.3f}" for k, v in PAPER_AUC.items())
+    blocks = [("h", 2, "Fig. 5: 1-class"),
+              ("p", "One run per digit: positives are that digit's test images. ROC curves "
+                    "are averaged vertically (mean TPR on a common FPR grid, linear "
+                    "interpolation, each run's curve weighted equally); AUC is the mean of the "
+                    f"runs' AUCs. The paper's AUCs: {paper}.")]
+    if any(s["tpr"] is not None for s in summary.values()):
+        blocks.append(("img", _save(roc_figure(summary), out, "fig5_oneclass.png"),
+                       "Vertically averaged ROC per model"))
+    blocks += [("table", oneclass_table(summary)), ("h", 3, "AUC per digit"),
+               ("table", oneclass_digit_table(runs))]
+    return blocks
+
+
+def rings_blocks(runs: list[dict], out: str) -> list[Block]:
+    runs = [r for r in runs if "figure/rings2d" in r]
+    if not runs:
+        return []
+    blocks: list[Block] = [("h", 2, "Fig. 2: 2-D rings")]
+    for r in sorted(runs, key=lambda r: r["dir"]):
+        path, where = run_file(r, "figure/rings2d"), _where(r["dir"], out)
+        acc = values([r], "test/acc")
+        caption = (f"{label(r)}, {r.get('run/steps') or '?'} steps, {provenance([r])}"
+                   f"{f', test acc {100 * acc[0]:.2f}%' if acc else ''}; run {where}")
+        blocks.append(("img", path, caption) if path else
+                      ("p", f"{caption}: figure file not found ({r['figure/rings2d']})"))
+    return blocks
+
+
+def fooling_blocks(runs: list[dict], out: str) -> list[Block]:
+    """One generated-image grid per setting (the first run that has one)."""
+    blocks: list[Block] = []
+    for name, g in group([r for r in runs if "figure/fooling" in r]).items():
+        found = [(r, p) for r in g if (p := run_file(r, "figure/fooling"))]
+        if found:
+            r, path = found[0]
+            blocks.append(("img", path, f"{name}: one fooling image per target digit, run "
+                                        f"{_where(r['dir'], out)} ({provenance([r])})"))
+    return [("h", 2, "Fig. 3: fooling images"), *blocks] if blocks else []
+
+
+def build_blocks(runs: list[dict], dirs: list[str], out: str) -> list[Block]:
+    """The whole report; sections without runs are left out. Writes the new figures."""
+    intro = (f"Runs (metrics.json files) found: {len(runs)}, under {', '.join(dirs)}. "
+             "Every number is a mean over runs; 'n=10, epochs=3' gives the run count and the "
+             "training epochs it came from, '[n=k]' marks a number from only k of the row's "
+             "runs. dAE rows name the curvature method used for Gamma.")
+    return [("h", 1, "overgen report"), ("p", intro), ("h", 2, "Runs"),
+            ("table", overview_table(runs)), *table_one_blocks(runs),
+            *openset_blocks(runs, out), *oneclass_blocks(runs, out), *rings_blocks(runs, out),
+            *fooling_blocks(runs, out)]
+
+
+def to_markdown(blocks: list[Block], out: str) -> str:
+    """Markdown; images link to their PNG files relative to ``out``."""
+    parts = []
+    for kind, *body in blocks:
+        if kind == "h":
+            parts.append(f"{'#' * body[0]} {body[1]}")
+        elif kind == "p":
+            parts.append(body[0])
+        elif kind == "table":
+            header, rows = body[0]
+            lines = [header, ["---"] * len(header), *rows]
+            parts.append("\n".join("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |"
+                                   for line in lines))
+        else:
+            parts.append(f"![{body[1]}]({os.path.relpath(body[0], out)})\n\n*{body[1]}*")
+    return "\n\n".join(parts) + "\n"
+
+
+def _data_uri(path: str) -> str:
+    with open(path, "rb") as f:
+        return "data:image/png;base64," + base64.b64encode(f.read()).decode("ascii")
+
+
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+         "table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
+         "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
+         "img{max-width:100%}figcaption{font-size:.85em;color:#555}")
+
+
+def to_html(blocks: list[Block]) -> str:
+    """A static page with every figure embedded."""
+    esc = html.escape
+    parts = []
+    for kind, *body in blocks:
+        if kind == "h":
+            parts.append(f"<h{body[0]}>{esc(body[1])}</h{body[0]}>")
+        elif kind == "p":
+            parts.append(f"<p>{esc(body[0])}</p>")
+        elif kind == "table":
+            header, rows = body[0]
+            head = "".join(f"<th>{esc(c)}</th>" for c in header)
+            trs = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>"
+                          for r in rows)
+            parts.append(f"<table><tr>{head}</tr>{trs}</table>")
+        else:
+            parts.append(f'<figure><img src="{_data_uri(body[0])}" alt="{esc(body[1])}">'
+                         f"<figcaption>{esc(body[1])}</figcaption></figure>")
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>overgen report"
+            f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(parts)
+            + "\n</body></html>\n")
+
+
+def write_report(runs: list[dict], dirs: list[str], out: str) -> tuple[str, str]:
+    """Write ``report.md``, ``report.html`` (and ``report_figures/``) in ``out``."""
+    blocks = build_blocks(runs, dirs, out)
+    paths = os.path.join(out, "report.md"), os.path.join(out, "report.html")
+    atomic_write_text(paths[0], to_markdown(blocks, out))
+    atomic_write_text(paths[1], to_html(blocks))
+    return paths

@@ -1,0 +1,137 @@
+"""Report tables as ``(header, rows)`` of strings, beside the paper's numbers (SPEC.md §3).
+
+A cell built from fewer runs than its row says so: ``98.50 [n=1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from overgen.report.collect import group, listed, provenance, values
+
+Table = tuple[list[str], list[list[str]]]
+
+# The paper's reference values (Spigler, Table I, as printed; SPEC.md §3), not ours:
+# acc, acc@90%, acc@99% in %, fooled@90% (steps), fooled@99% (steps); 100 epochs per model.
+PAPER_TABLE_I = {
+    "cnn": ("CNN", "99.35", "99.23", "~99", "100% (63.5)", "99% (187.1)"),
+    "cool": ("COOL", "99.33", "98.1", "93.54", "34.5% (238.8)", "4.5% (313.4)"),
+    "dae_sym": ("dAE sym", "98.98", "98.11", "96.8", "0%", "0%"),
+    "dae_asym": ("dAE asym", "99.14", "98.41", "-", "0%", "-"),
+}
+PAPER_EPOCHS = 100
+# The paper's Fig. 5 AUCs (1-class, averaged over the ten digits), not ours.
+PAPER_AUC = {"dae": 0.964, "ocsvm": 0.952, "cool": 0.753}
+THRESHOLDS = ("0.90", "0.99")
+OOD_KEYS = ("ood/auroc", "ood/aupr_in", "ood/aupr_out", "ood/fpr@95tpr")
+
+
+def cell(xs: list[float], fmt: Callable[[float], str], n: int, std: bool = False) -> str:
+    """``fmt`` of the mean of ``xs`` (``± std``, ddof 0); ``–`` when empty; ``[n=k]`` when
+    there are ``k != n`` values."""
+    if not xs:
+        return "–"
+    text = fmt(float(np.mean(xs))) + (f" ± {fmt(float(np.std(xs)))}" if std else "")
+    return text if len(xs) == n else f"{text} [n={len(xs)}]"
+
+
+def _fooled(runs: list[dict], t: str) -> str:
+    rate = cell(values(runs, f"fooling/rate@{t}"), lambda v: f"{100 * v:.1f}%", len(runs))
+    steps = values(runs, f"fooling/steps@{t}")
+    return f"{rate} ({cell(steps, lambda v: f'{v:.1f}', len(runs))})" if steps else rate
+
+
+def _model(run: dict) -> str:
+    return str(run.get("run/model") or "?")
+
+
+def table_one(runs: list[dict]) -> Table:
+    """Table I: per setting, mean accuracies (%) and fooling rates (mean updates), each
+    model's rows followed by the paper's row."""
+    header = ["model", "source", "acc", "acc@90%", "acc@99%", "fooled@90% (steps)",
+              "fooled@99% (steps)", "from"]
+    rows = []
+    for model, model_runs in group(runs, _model).items():
+        for name, g in group(model_runs).items():
+            accs = [cell(values(g, key), lambda v: f"{100 * v:.2f}", len(g))
+                    for key in ("test/acc", *(f"test/acc@{t}" for t in THRESHOLDS))]
+            rows.append([name, "ours", *accs, *(_fooled(g, t) for t in THRESHOLDS),
+                         provenance(g)])
+        if model in PAPER_TABLE_I:
+            name, *cells = PAPER_TABLE_I[model]
+            rows.append([name, "paper", *cells, f"epochs={PAPER_EPOCHS}"])
+    return header, rows
+
+
+def fooling_settings(runs: list[dict]) -> str:
+    """The attack settings behind the fooling columns, e.g. ``200 trials, <= 10000 updates``."""
+    return (f"{listed(runs, 'fooling/trials')} trials per run, at most "
+            f"{listed(runs, 'fooling/max_steps')} updates")
+
+
+def openset_table(points: dict[str, list[dict]], runs: list[dict]) -> Table:
+    """Fig. 4 as numbers: F mean ± std (n subsets) per K and setting."""
+    groups = group(runs)
+    labels = list(points)
+    header = ["K", "openness", *(f"{name} ({provenance(groups[name])})" for name in labels)]
+    by_k: dict[int, dict[str, dict]] = {}
+    for name in labels:
+        for p in points[name]:
+            by_k.setdefault(p["known"], {})[name] = p
+    rows = []
+    for k, cells in sorted(by_k.items()):
+        openness = np.mean([p["openness"] for p in cells.values()])
+        rows.append([str(k), f"{openness:.3f}", *(
+            f"{cells[n]['mean']:.3f} ± {cells[n]['std']:.3f} (n={cells[n]['n']})"
+            if n in cells else "–" for n in labels)])
+    return header, rows
+
+
+def ood_table(runs: list[dict]) -> Table:
+    """Known vs unknown test samples by the max final score, mean over the open-set runs."""
+    header = ["model", *(k.split("/")[1] for k in OOD_KEYS), "from"]
+    rows = [[name, *(cell(values(g, k), lambda v: f"{v:.3f}", len(g)) for k in OOD_KEYS),
+             provenance(g)] for name, g in group(runs).items()]
+    return header, rows
+
+
+def paper_auc(name: str) -> str:
+    model = name.split(" ")[0]
+    auc = PAPER_AUC.get("dae" if model.startswith("dae") else model)
+    return "–" if auc is None else f"{auc:.3f}"
+
+
+def oneclass_table(summary: dict[str, dict]) -> Table:
+    """Fig. 5 as numbers: mean AUC over the runs (one digit each) beside the paper's AUC."""
+    header = ["model", "mean AUC ± std", "paper AUC", "digits", "ROC curves", "from"]
+    rows = []
+    for name, s in summary.items():
+        auc = cell(s["auc"], lambda v: f"{v:.3f}", len(s["runs"]), std=True)
+        rows.append([name, auc, paper_auc(name), ",".join(map(str, s["digits"])) or "?",
+                     str(s["curves"]), provenance(s["runs"])])
+    return header, rows
+
+
+def oneclass_digit_table(runs: list[dict]) -> Table:
+    """AUC per digit (rows) and setting (columns), mean over that digit's runs."""
+    groups = group(runs)
+    digits = sorted({int(d) for d in values(runs, "oneclass/digit")})
+    rows = []
+    for d in digits:
+        row = [str(d)]
+        for g in groups.values():
+            xs = values([r for r in g if r.get("oneclass/digit") == d], "oneclass/auroc")
+            row.append(cell(xs, lambda v: f"{v:.3f}", 1))
+        rows.append(row)
+    return ["digit", *groups], rows
+
+
+def overview_table(runs: list[dict]) -> Table:
+    """Every run found, counted per data set and setting."""
+    by_data = group(runs, lambda r: str(r.get("run/data") or "?"))
+    rows = [[data, name, provenance(g)] for data, d_runs in sorted(by_data.items())
+            for name, g in group(d_runs).items()]
+    return ["data", "model", "runs"], rows
+

@@ -1,0 +1,256 @@
+"""The Fooling Generator Network (Table I): against a hand-written loop, batched against
+one at a time, DDP split against one process, and end to end through the Hydra configs."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from conftest import compose_cfg
+from torch import nn
+
+from overgen import tasks
+from overgen.attacks import fool, frozen, init_trial, trial_targets
+from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
+from overgen.callbacks import FoolingAttack
+from overgen.models import Classifier, DAEClassifier
+from overgen.networks import ConvClassifier, ConvDAE
+
+THRESHOLDS = (0.5, 0.9)
+CPU = ["logger=csv", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
+TARGETS = trial_targets([0, 3, 7], 2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one thread avoids OpenMP stalls on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(seed: int = 0) -> Classifier:
+    """784 -> 16 -> 10 tanh net, float64, with logits large enough to be fooled within
+    a few dozen updates."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.Tanh(), nn.Linear(16, 10))
+    with torch.no_grad():
+        net[3].weight.mul_(3)
+    return Classifier(net).double()
+
+
+class Scaled(nn.Module):
+    """A model whose final score is ``c(threshold) * y`` (c <= 1), like the dAE's paired alpha."""
+
+    num_classes = 10
+
+    def __init__(self, model: Classifier, c: dict) -> None:
+        super().__init__()
+        self.model, self.c = model, c
+
+    def log_probs(self, x):
+        return self.model.log_probs(x)
+
+    def class_scores(self, x, threshold=None):
+        return self.c[threshold] * self.log_probs(x).exp()
+
+
+def attack(model, **kwargs):
+    kwargs = {"thresholds": THRESHOLDS, "max_steps": 25, "lr": 3e-4, "dtype": torch.float64,
+              "seed": 7, **kwargs}
+    with frozen(model):
+        return fool(model.class_scores, model.log_probs, kwargs.pop("targets", TARGETS),
+                    **kwargs)
+
+
+@functools.cache
+def plain_loop(target: int, trial: int, steps: int, optimizer: str, lr: float):
+    """The paper's FGN written out for one trial on ``tiny_model()``: ``nn.Linear`` +
+    ``torch.optim``. The images after each update, the first update reaching each threshold."""
+    model = tiny_model()
+    z, w, b = (v.double() for v in init_trial(7, trial))
+    layer = nn.Linear(784, 784).double()
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(b)
+    opt = (torch.optim.Adam(layer.parameters(), lr=lr) if optimizer == "adam"
+           else torch.optim.SGD(layer.parameters(), lr=lr))
+    images, success = [], [NEVER] * len(THRESHOLDS)
+    model.requires_grad_(False)
+    for step in range(1, steps + 1):
+        opt.zero_grad()
+        (-model.log_probs(torch.sigmoid(layer(z)).view(1, 1, 28, 28))[0, target]).backward()
+        opt.step()
+        with torch.no_grad():
+            x = torch.sigmoid(layer(z)).view(1, 1, 28, 28)
+            images.append(x[0])
+            for k, tau in enumerate(THRESHOLDS):
+                if success[k] == NEVER and model.class_scores(x, threshold=tau)[0, target] >= tau:
+                    success[k] = step
+    return torch.stack(images), success
+
+
+def test_init_depends_only_on_seed_and_trial():
+    z, w, b = init_trial(3, 5)
+    for got, want in zip(init_trial(3, 5), (z, w, b), strict=True):
+        assert torch.equal(got, want)
+    assert not torch.equal(init_trial(3, 6)[0], z) and not torch.equal(init_trial(4, 5)[0], z)
+    assert z.shape == (784,) and w.shape == (784, 784) and b.shape == (784,)
+    assert 0 <= z.min() and z.max() < 1
+    assert w.abs().max() <= 1 / 28 and b.abs().max() <= 1 / 28
+
+
+@pytest.mark.parametrize("optimizer,lr,eps,atol", [
+    ("sgd", 0.1, 1e-8, 1e-10),    # rank-1 SGD is exact
+    ("adam", 3e-4, 0.0, 1e-10),   # without eps, rank-1 Adam is exact Adam
+    ("adam", 3e-4, 1e-8, 1e-5),   # with eps: equal to first order in eps
+])
+def test_rank1_generator_follows_nn_linear_trajectory(optimizer, lr, eps, atol):
+    model = tiny_model()
+    trials = [0, 1, 2]
+    targets = torch.tensor([1, 4, 9])
+    gens = [cls((init_trial(7, i) for i in trials), optimizer, lr, (0.9, 0.999), eps, "cpu",
+                torch.float64) for cls in (Rank1Generators, LinearGenerators)]
+    model.requires_grad_(False)
+    start = gens[0].images().detach()
+    for _ in range(15):
+        xs = [g.images() for g in gens]
+        torch.testing.assert_close(xs[0], xs[1], atol=atol, rtol=0)
+        for g, x in zip(gens, xs, strict=True):
+            g.step(-model.log_probs(x).gather(1, targets[:, None]).sum())
+    assert (gens[0].images() - start).abs().max() > 100 * atol  # it moved
+
+
+@pytest.mark.parametrize("optimizer,lr", [("adam", 3e-4), ("sgd", 0.1)])
+@pytest.mark.parametrize("generator", ["rank1", "linear"])
+def test_fool_matches_plain_loop(optimizer, lr, generator):
+    model = tiny_model()
+    result = attack(model, optimizer=optimizer, lr=lr, generator=generator)
+    assert (result.success != NEVER).any() and (result.success == NEVER).any()
+    for i, target in enumerate(TARGETS.tolist()):
+        images, success = plain_loop(target, i, 25, optimizer, lr)
+        assert result.success[i].tolist() == success
+        stop = int(result.steps[i])
+        assert stop == (max(success) if NEVER not in success else 25)
+        atol = 1e-5 if (generator, optimizer) == ("rank1", "adam") else 1e-10
+        torch.testing.assert_close(result.image[i], images[stop - 1], atol=atol, rtol=0)
+
+
+def test_batched_equals_one_at_a_time_and_ddp_split():
+    model = tiny_model()
+    batched = attack(model)
+    alone = [attack(model, targets=TARGETS[i:i + 1], trials=[i]) for i in range(len(TARGETS))]
+    halves = [attack(model, targets=TARGETS[r::2], trials=torch.arange(r, len(TARGETS), 2))
+              for r in (0, 1)]
+    for other in (batched.merge(alone), batched.merge(halves)):
+        assert torch.equal(other.trial, batched.trial) and torch.equal(other.target, TARGETS)
+        assert torch.equal(other.success, batched.success)
+        assert torch.equal(other.steps, batched.steps)
+        torch.testing.assert_close(other.image, batched.image, atol=1e-12, rtol=0)
+    assert batched.rate(0) > batched.rate(1) >= 0
+    assert batched.mean_steps(0) == pytest.approx(
+        batched.success[:, 0][batched.success[:, 0] > 0].double().mean().item())
+
+
+def test_success_judged_on_final_score_with_paired_scale():
+    """Only ``c(t) * y_t >= t`` counts; the gradient uses ``y`` (or ``y~``: same here)."""
+    base = tiny_model()
+    scaled = Scaled(base, {None: 1.0, 0.5: 1.0, 0.9: 0.95})
+    plain, judged = attack(base), attack(scaled)
+    assert torch.equal(judged.success[:, 0], plain.success[:, 0])
+    later = judged.success[:, 1]
+    assert ((later == NEVER) | (later > plain.success[:, 1])).all()
+    assert (later[plain.success[:, 1] != NEVER] != plain.success[:, 1][plain.success[:, 1]
+                                                                       != NEVER]).any()
+    # -log(c y_t) has the gradient of -log y_t when c is constant
+    tilde = attack(scaled, target="y_tilde")
+    assert torch.equal(tilde.success, judged.success)
+
+
+def test_final_score_never_exceeds_y_for_every_model():
+    """The attack checks ``class_scores`` only where ``y_t`` reaches the threshold."""
+    x = torch.rand(4, 1, 28, 28)
+    cool = Classifier(ConvClassifier(100), omega=10)
+    dae = DAEClassifier(ConvDAE(), curvature="hutchinson", probes=2)
+    for model in (tiny_model().float(), cool, dae):
+        with torch.no_grad():
+            assert (model.class_scores(x) <= model.log_probs(x).exp() + 1e-6).all()
+
+
+def test_frozen_restores_model():
+    model = tiny_model().train()
+    model.network[1].weight.requires_grad_(False)
+    attack(model, max_steps=3)
+    assert model.training and all(m.training for m in model.modules())
+    assert [p.requires_grad for p in model.parameters()] == [False, True, True, True]
+    assert all(p.grad is None for p in model.parameters())
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    cb = FoolingAttack(out, thresholds=THRESHOLDS, digits=[0, 3, 7], trials_per_digit=2,
+                       max_steps=25, lr=3e-4, seed=7)
+    trainer = SimpleNamespace(global_rank=rank, world_size=world, is_global_zero=rank == 0,
+                              loggers=[], global_step=0)
+    cb.on_test_end(trainer, tiny_model())
+    if rank == 0:
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(cb.results, f)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two fresh interpreters import Lightning
+def test_ddp_gather_equals_one_process(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path / "ddp")), nprocs=2)
+    cb = FoolingAttack(str(tmp_path / "one"), thresholds=THRESHOLDS, digits=[0, 3, 7],
+                       trials_per_digit=2, max_steps=25, lr=3e-4, seed=7)
+    cb.on_test_end(SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True,
+                                   loggers=[], global_step=0), tiny_model())
+    ddp = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert ddp.pop("figure/fooling").endswith("fooling.png")
+    one = {k: v for k, v in cb.results.items() if k != "figure/fooling"}
+    assert ddp == one and one["fooling/trials"] == 6 and one["fooling/rate@0.50"] > 0
+
+
+def test_bad_config_names_the_key():
+    with pytest.raises(ValueError, match="callbacks.fooling.optimizer"):
+        FoolingAttack("out", optimizer="rmsprop")
+    with pytest.raises(ValueError, match="callbacks.fooling.target"):
+        FoolingAttack("out", target="logits")
+
+
+def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
+    small = [*CPU, "trainer.max_steps=2", "trainer.limit_test_batches=1",
+             "callbacks=[default,fooling]", "callbacks.fooling.max_steps=3",
+             "callbacks.fooling.trials_per_digit=1", "callbacks.fooling.digits=[0,1]",
+             "callbacks.fooling.lr=0.01"]
+    cfg = compose_cfg("train", [*small, "data.batch_size=16"], tmp_path / "train")
+    tasks.train(cfg)
+    metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())
+    for key in ("fooling/rate@0.90", "fooling/steps@0.90", "fooling/rate@0.99",
+                "fooling/steps@0.99"):
+        assert key in metrics
+    assert metrics["fooling/trials"] == 2 and metrics["fooling/max_steps"] == 3
+    assert metrics["fooling/target"] == "y" and metrics["fooling/optimizer"] == "adam"
+    assert metrics["fooling/lr"] == 0.01
+    assert os.path.getsize(metrics["figure/fooling"]) > 0
+    ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    cfg = compose_cfg("evaluate", [*CPU, f"ckpt_path={ckpt}", "trainer.limit_test_batches=1"],
+                      tmp_path / "eval")
+    tasks.evaluate(cfg)
+    again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert again["fooling/rate@0.90"] == metrics["fooling/rate@0.90"]
+    assert (tmp_path / "eval" / "fooling.png").exists()
