@@ -60,6 +60,8 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     again = evaluate(cfg_eval)
     assert again["run/train_classes"] == metrics["run/train_classes"]
     assert (again["run/model"], again["run/data"]) == ("dae_sym", "mnist_openset")
+    for key in ("run/steps", "run/epochs"):
+        assert again[key] == metrics[key]
     assert metrics["run/sigma"] == 0.2 and "+known=3" in metrics["run/overrides"]
     assert again["test/acc"] == pytest.approx(metrics["test/acc"])
     assert again["test/mse"] == pytest.approx(metrics["test/mse"])

@@ -21,3 +21,7 @@ class DataError(OvergenError):
 
 class CheckpointError(OvergenError):
     """A checkpoint is missing or unreadable."""
+
+
+class NonFiniteLossError(OvergenError):
+    """Training produced a NaN or infinite loss."""

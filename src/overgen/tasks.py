@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from overgen.callbacks.checkpoint_config import CHECKPOINT_KEY, ConfigInCheckpoint
+from overgen.callbacks.checkpoint_config import (
+    CHECKPOINT_KEY,
+    ConfigInCheckpoint,
+    RngStateInCheckpoint,
+)
+from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
 from overgen.errors import CheckpointError, ConfigError
+from overgen.runs import METRICS_FILE, completed_metrics, earlier_runs
+from overgen.utils.ddp import join_this_job
 from overgen.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
-METRICS_FILE = "metrics.json"
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -40,6 +48,8 @@ def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
     callbacks = _instantiate_all(cfg.get("callbacks")) + extra_callbacks
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    if trainer.world_size > 1:
+        join_this_job()
     return datamodule, model, callbacks, trainer
 
 
@@ -80,18 +90,70 @@ def _write_metrics(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, Any]
         log.info("metrics written to %s", path)
 
 
+def _set_wandb_id(cfg: DictConfig, resume_id: str | None) -> str | None:
+    """Fix the W&B run id up front (stored in checkpoints); a resumed run reuses its id."""
+    node = OmegaConf.select(cfg, "logger.wandb")
+    if node is None:
+        return None
+    with open_dict(node):
+        node.id = resume_id or node.get("id") or uuid.uuid4().hex[:8]
+        if resume_id:
+            node.resume = "allow"
+    return node.id
+
+
+def _earlier(cfg: DictConfig, overrides: list[str]) -> list:
+    """Earlier runs of this job under ``paths.log_dir/task_name``, newest first."""
+    search = os.path.join(cfg.paths.log_dir, cfg.task_name)
+    return earlier_runs(search, overrides)
+
+
+def _resume_point(cfg: DictConfig, earlier: list) -> tuple[str | None, str | None]:
+    """``(checkpoint, W&B id)`` of the newest earlier run with a ``last.ckpt``."""
+    last = next((r / "checkpoints" / "last.ckpt" for r in earlier
+                 if (r / "checkpoints" / "last.ckpt").is_file()), None)
+    if last is None:
+        log.warning("resume: no earlier run of this job with checkpoints/last.ckpt under "
+                    "%s; starting from scratch", cfg.paths.log_dir)
+        return None, None
+    log.info("resuming from %s", last)
+    return str(last), load_checkpoint(str(last))[CHECKPOINT_KEY].get("wandb_id")
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit ``cfg.model`` on ``cfg.data``, test it with the evaluation callbacks, write
-    ``metrics.json`` in the run dir and return the metrics."""
+    ``metrics.json`` in the run dir and return the metrics.
+
+    In a multirun, or with ``resume=true``, a job whose earlier run has a complete
+    ``metrics.json`` is skipped (``overwrite=true`` runs it again). ``resume=true`` (or
+    ``ckpt_path=last``) continues the newest earlier run's ``checkpoints/last.ckpt``,
+    with its W&B run id.
+    """
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    saved = ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides, _choices())
-    datamodule, model, callbacks, trainer = _build(cfg, [instantiate(cfg.checkpoint), saved])
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    resume = bool(cfg.get("resume")) or cfg.ckpt_path == "last"
+    earlier = _earlier(cfg, overrides) if (resume or multirun) and not cfg.overwrite else []
+    for run in earlier:
+        done = completed_metrics(run, cfg.get("optimized_metric"))
+        if done is not None:
+            log.info("skipped: this job already finished in %s (overwrite=true runs it "
+                     "again)", run)
+            atomic_write_json(os.path.join(cfg.paths.output_dir, "skipped.json"),
+                              {"metrics_in": str(run)})
+            return done
+    ckpt_path, resume_id = _resume_point(cfg, earlier) if resume else (cfg.ckpt_path, None)
+    wandb_id = _set_wandb_id(cfg, resume_id)
+    extra = [instantiate(cfg.checkpoint), RngStateInCheckpoint(),
+             StopOnNonFiniteLoss(cfg.checkpoint.dirpath),
+             ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides, _choices(), wandb_id)]
+    datamodule, model, callbacks, trainer = _build(cfg, extra)
     if hasattr(model, "fit_without_trainer"):  # e.g. scikit-learn baselines
         model.fit_without_trainer(datamodule)
     else:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     trainer.test(model, datamodule=datamodule)
     metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, _choices())
+    metrics["run/resumed_from"] = ckpt_path
     _write_metrics(cfg, trainer, metrics)
     return metrics
 
@@ -143,5 +205,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     choices = {k: v if v is not None else saved_choices.get(k) for k, v in _choices().items()}
     metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, choices)
     metrics["run/ckpt_path"] = os.path.abspath(cfg.ckpt_path)
+    # the training behind the numbers is the checkpoint's, not this (test-only) trainer's
+    metrics["run/epochs"], metrics["run/steps"] = ckpt.get("epoch", 0), ckpt.get("global_step", 0)
     _write_metrics(cfg, trainer, metrics)
     return metrics

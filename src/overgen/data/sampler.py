@@ -41,6 +41,7 @@ class BatchIndexSampler(Sampler[list[int]]):
                  drop_last: bool = False) -> None:
         self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
         self.seed, self.drop_last, self.epoch = seed, drop_last, 0
+        self.skip = 0  # batches of this epoch's order to leave out once (mid-epoch resume)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -55,7 +56,8 @@ class BatchIndexSampler(Sampler[list[int]]):
     def __iter__(self):
         idx = self._indices().tolist()
         stop = len(idx) - len(idx) % self.batch_size if self.drop_last else len(idx)
-        for start in range(0, stop, self.batch_size):
+        first, self.skip = self.skip * self.batch_size, 0
+        for start in range(first, stop, self.batch_size):
             yield idx[start : start + self.batch_size]
 
     def __len__(self) -> int:
@@ -64,8 +66,43 @@ class BatchIndexSampler(Sampler[list[int]]):
         return m // self.batch_size if self.drop_last else -(-m // self.batch_size)
 
 
+class ResumableLoader(DataLoader):
+    """A DataLoader over a ``BatchIndexSampler`` that resumes mid-epoch.
+
+    Lightning stores ``state_dict()`` (the epoch and the batches served in it) in each
+    checkpoint and hands it back through ``load_state_dict`` when training resumes; the
+    next iteration over the same epoch then skips the batches already trained on, so a
+    resumed run sees exactly the batches of an uninterrupted one.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._epoch, self._served, self._resume = -1, 0, None
+
+    def __iter__(self):
+        sampler = self.sampler
+        state, self._resume = self._resume, None
+        skip = state["served"] if state and state["epoch"] == sampler.epoch else 0
+        sampler.skip = skip
+        self._epoch, self._served = sampler.epoch, skip
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self._epoch, "served": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = {"epoch": int(state["epoch"]), "served": int(state["served"])}
+
+
 def batch_loader(data: TensorBatches, batch_size: int, train: bool, seed: int,
                  num_workers: int = 0) -> DataLoader:
-    """A DataLoader of whole index batches: shuffled for training, in order for evaluation."""
+    """A DataLoader of whole index batches: shuffled and resumable for training, in order
+    for evaluation."""
     sampler = BatchIndexSampler(len(data), batch_size, shuffle=train, seed=seed)
-    return DataLoader(data, sampler=sampler, batch_size=None, num_workers=num_workers)
+    loader = ResumableLoader if train else DataLoader
+    # its own generator: each iter() draws a worker base seed, which must not come from
+    # (and shift) the global generator that the training noise uses
+    return loader(data, sampler=sampler, batch_size=None, num_workers=num_workers,
+                  generator=torch.Generator().manual_seed(seed))

@@ -13,6 +13,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from overgen.errors import ConfigError, OvergenError
+from overgen.runs import record_failure
+from overgen.utils.ddp import isolated_job
 
 log = logging.getLogger("overgen")
 EXIT_USER_ERROR = 2
@@ -34,6 +36,14 @@ def _finish_wandb(failed: bool) -> None:
         wandb.finish(exit_code=1 if failed else 0)
 
 
+def _record(cfg: DictConfig, exc: BaseException) -> None:
+    """``error.json`` in the run dir, so a sweep keeps each failed job's reason."""
+    try:
+        record_failure(cfg.paths.output_dir, exc)
+    except Exception as e:  # noqa: BLE001 - never hide the original error
+        log.warning("could not write error.json: %s", e)
+
+
 def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float | None:
     """Run ``task(cfg)``; return ``cfg.optimized_metric`` for sweepers.
 
@@ -42,9 +52,11 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> f
     """
     failed = True
     try:
-        metrics = task(cfg)
+        with isolated_job():
+            metrics = task(cfg)
         failed = False
-    except (OvergenError, InstantiationException) as exc:
+    except Exception as exc:
+        _record(cfg, exc)
         err = _user_error(exc)
         if err is None:
             raise

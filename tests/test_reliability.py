@@ -1,0 +1,194 @@
+"""Long sweeps: resume after a kill, sweeps that keep going and skip finished jobs, NaN stops,
+multi-node settings, no secrets in run dirs. Each test runs train.py as users type it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, compose_cfg
+from hydra import compose, initialize_config_dir
+
+# the 2-D rings: a real training loop that runs ~100 steps/s on a CPU
+RINGS = ["experiment=rings2d", "callbacks=test_accuracy", "logger=csv",
+         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+         "trainer.deterministic=true"]
+
+
+def _train(*args: str, log_dir: Path, env: dict | None = None, wait: bool = True):
+    env = {**os.environ, "OVERGEN_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1", **(env or {})}
+    cmd = [sys.executable, str(ROOT / "train.py"), *args]
+    if not wait:
+        return subprocess.Popen(cmd, env=env, cwd=log_dir.parent, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, env=env, cwd=log_dir.parent, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _metrics(run_dirs) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(run_dirs) if p.name == "metrics.json"]
+
+
+def _comparable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("run/overrides", "run/resumed_from")}
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
+    # 1,500 steps span two epochs of 938 batches; checkpoints every 100 steps
+    job = [*RINGS, "trainer.max_steps=1500", "checkpoint.every_n_train_steps=100"]
+    full = _train(*job, log_dir=tmp_path / "a")
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    killed = _train(*job, log_dir=tmp_path / "b", wait=False)
+    ckpt_dir = tmp_path / "b" / "rings2d" / "runs"
+    deadline = time.time() + 300
+    while not list(ckpt_dir.glob("*/checkpoints/last.ckpt")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a little further into the epoch, then pull the plug
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    (first,) = ckpt_dir.glob("*/checkpoints/last.ckpt")
+    step = torch.load(first, weights_only=True)["global_step"]
+    assert 0 < step < 1500 and step % 938 != 0, step  # mid-epoch
+    assert not list(ckpt_dir.glob("*/metrics.json"))
+
+    resumed = _train(*job, "resume=true", log_dir=tmp_path / "b")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    (a,) = _metrics((tmp_path / "a").rglob("metrics.json"))
+    (b,) = _metrics((tmp_path / "b").rglob("metrics.json"))
+    assert b["run/resumed_from"] and b["run/steps"] == 1500
+    assert _comparable(a) == _comparable(b)
+
+
+def test_sweep_keeps_going_records_failures_and_skips_finished_jobs(tmp_path):
+    sweep = ["-m", "data=mnist_oneclass", "model=cool", "data.digit=1,10", "logger=csv",
+             "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+             "trainer.max_steps=3", "trainer.limit_test_batches=1"]
+    logs = tmp_path / "logs"
+    first = _train(*sweep, log_dir=logs)
+    assert first.returncode != 0  # the sweep reports its failed job
+    done = list(logs.rglob("metrics.json"))
+    (failed,) = logs.rglob("error.json")
+    assert len(done) == 1 and "data.digit=10" in json.loads(failed.read_text())["message"]
+    assert "data.digit=1" in (done[0].parent / ".hydra" / "overrides.yaml").read_text()
+
+    again = _train(*sweep, log_dir=logs)
+    assert again.returncode != 0
+    assert len(list(logs.rglob("metrics.json"))) == 1  # the finished job is not re-run
+    (skipped,) = logs.rglob("skipped.json")
+    assert json.loads(skipped.read_text())["metrics_in"] == str(done[0].parent)
+    assert len(list(logs.rglob("error.json"))) == 2  # the failed one is tried again
+
+    forced = _train(*sweep, "overwrite=true", "data.digit=1", log_dir=logs)
+    assert forced.returncode == 0
+    assert len(list(logs.rglob("metrics.json"))) == 2
+
+
+def test_nonfinite_loss_stops_at_its_step_and_keeps_last_good_checkpoint(tmp_path):
+    proc = _train(*RINGS, "trainer.max_steps=200", "checkpoint.every_n_train_steps=2",
+                  "model.optimizer._target_=torch.optim.SGD", "model.optimizer.lr=100",
+                  "~model.optimizer.betas", log_dir=tmp_path / "logs")
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: training stopped: loss is nan at step") or \
+        line.startswith("error: training stopped: loss is inf at step"), proc.stderr[-2000:]
+    step = int(line.split(" at step ")[1].split()[0])
+    (ckpt,) = (tmp_path / "logs").rglob("last.ckpt")
+    assert f"the last good checkpoint is {ckpt}" in line
+    state = torch.load(ckpt, weights_only=True)
+    assert 0 < state["global_step"] <= step
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values())
+    assert not list((tmp_path / "logs").rglob("metrics.json"))
+
+
+def test_slurm_launcher_and_multinode_trainer_compose(tmp_path):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True, overrides=[
+            "hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2", "trainer.devices=4",
+            "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=720"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert (launcher.partition, launcher.timeout_min) == ("gpu", 720)
+    assert (cfg.trainer.strategy, cfg.trainer.num_nodes, cfg.trainer.devices) == ("ddp", 2, 4)
+
+
+def test_no_secret_is_written_to_the_run_dir(tmp_path, mnist_dir):
+    secret = "0123456789abcdef-fake-wandb-key-planted-by-the-test"
+    proc = _train("model=cnn", "logger=wandb", "trainer.accelerator=cpu", "trainer.max_steps=2",
+                  "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false",
+                  log_dir=tmp_path / "logs",
+                  env={"WANDB_API_KEY": secret, "WANDB_MODE": "offline", "MY_TOKEN": secret})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = [p for p in (tmp_path / "logs").rglob("*") if p.is_file()]
+    assert any(p.name == "metrics.json" for p in files) and any("wandb" in p.parts for p in files)
+    leaks = [p for p in files if secret.encode() in p.read_bytes()]
+    assert not leaks
+
+
+def test_wandb_run_id_is_fixed_and_reused_on_resume(tmp_path, mnist_dir):
+    from overgen.tasks import _set_wandb_id
+
+    cfg = compose_cfg("train", ["logger=wandb"], tmp_path)
+    new = _set_wandb_id(cfg, None)
+    assert new and cfg.logger.wandb.id == new and "resume" not in cfg.logger.wandb
+    cfg = compose_cfg("train", ["logger=wandb"], tmp_path)
+    assert _set_wandb_id(cfg, "abc123") == "abc123" and cfg.logger.wandb.resume == "allow"
+    assert _set_wandb_id(compose_cfg("train", ["logger=csv"], tmp_path), "abc123") is None
+
+
+def test_resume_without_earlier_run_starts_from_scratch(tmp_path):
+    proc = _train(*RINGS, "trainer.max_steps=5", "resume=true", log_dir=tmp_path / "logs")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (m,) = _metrics((tmp_path / "logs").rglob("metrics.json"))
+    assert m["run/resumed_from"] is None and m["run/steps"] == 5
+
+
+def test_ddp_multirun_one_dir_per_job_and_same_metrics_as_one_process(tmp_path, mnist_dir):
+    logs = tmp_path / "logs"
+    proc = _train("-m", "experiment=openset", "model=cnn", "+known=3", "data.subset=0,1",
+                  "logger=csv", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                  "trainer.max_steps=3", "trainer.enable_progress_bar=false", log_dir=logs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p.parent for p in logs.rglob(".hydra"))
+    assert [p.name for p in jobs] == ["0", "1"]  # no run dir of the other rank
+    assert [len(list(j.glob("metrics.json"))) for j in jobs] == [1, 1]
+    ddp = json.loads((jobs[1] / "metrics.json").read_text())
+    assert ddp["run/train_classes"] != json.loads((jobs[0] / "metrics.json").read_text())[
+        "run/train_classes"]
+    # the same checkpoint evaluated by one process: the gathered metrics agree
+    one = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), f"ckpt_path={jobs[1]}/checkpoints/last.ckpt",
+         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"],
+        env={**os.environ, "OVERGEN_LOG_DIR": str(tmp_path / "eval")}, capture_output=True,
+        text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    (single,) = _metrics((tmp_path / "eval").rglob("metrics.json"))
+    keys = [k for k in ddp if k.startswith(("test/", "openset/", "ood/"))]
+    assert len(keys) > 10
+    assert {k: single[k] for k in keys} == pytest.approx({k: ddp[k] for k in keys}, abs=1e-6)
+
+
+def test_job_identity_ignores_run_control_and_order(tmp_path):
+    from overgen.runs import earlier_runs, job_overrides
+
+    assert job_overrides(["model=cnn", "+known=3", "resume=true", "overwrite=true",
+                          "ckpt_path=last", "hydra.launcher.n_jobs=2", "paths.log_dir=x"]) == \
+        ["+known=3", "model=cnn"]
+    jobs = [("a", "- model=cnn\n- +known=3\n"), ("b", "- +known=3\n- model=cool\n"),
+            ("c", "- +known=3\n- resume=true\n- model=cnn\n")]
+    for when, (name, overrides) in enumerate(jobs):
+        file = tmp_path / name / ".hydra" / "overrides.yaml"
+        file.parent.mkdir(parents=True)
+        file.write_text(overrides)
+        os.utime(file, (1e9 + when, 1e9 + when))
+    found = earlier_runs(tmp_path, ["model=cnn", "+known=3"])
+    assert [p.name for p in found] == ["c", "a"]  # newest first, cool is another job
