@@ -192,3 +192,15 @@ def test_job_identity_ignores_run_control_and_order(tmp_path):
         os.utime(file, (1e9 + when, 1e9 + when))
     found = earlier_runs(tmp_path, ["model=cnn", "+known=3"])
     assert [p.name for p in found] == ["c", "a"]  # newest first, cool is another job
+
+
+def test_parallel_joblib_sweep_writes_one_result_per_job(tmp_path, mnist_dir):
+    logs = tmp_path / "logs"
+    proc = _train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment=openset",
+                  "model=cnn,cool", "+known=3", "logger=csv", "trainer.accelerator=cpu",
+                  "trainer.max_steps=3", "trainer.limit_test_batches=1",
+                  "trainer.enable_progress_bar=false", log_dir=logs)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = _metrics(logs.rglob("metrics.json"))
+    assert sorted(m["run/model"] for m in runs) == ["cnn", "cool"]
+    assert all(m["openset/known"] == 3 for m in runs)
