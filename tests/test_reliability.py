@@ -204,3 +204,20 @@ def test_parallel_joblib_sweep_writes_one_result_per_job(tmp_path, mnist_dir):
     runs = _metrics(logs.rglob("metrics.json"))
     assert sorted(m["run/model"] for m in runs) == ["cnn", "cool"]
     assert all(m["openset/known"] == 3 for m in runs)
+
+
+def test_atomic_write_leaves_old_file_whole_when_interrupted(tmp_path, monkeypatch):
+    from overgen.utils import io
+
+    path = tmp_path / "metrics.json"
+    io.atomic_write_json(str(path), {"test/acc": 0.5})
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+    def crash(fd):  # the process dies after writing, before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.os, "fsync", crash)
+    with pytest.raises(KeyboardInterrupt):
+        io.atomic_write_json(str(path), {"test/acc": 0.9, "big": "x" * 1_000_000})
+    assert json.loads(path.read_text()) == {"test/acc": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left

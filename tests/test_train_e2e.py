@@ -67,10 +67,12 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     assert again["test/mse"] == pytest.approx(metrics["test/mse"])
 
 
-def test_same_seed_same_numbers(tmp_path, mnist_dir):
+@pytest.mark.parametrize("model", [["model=cool"],
+                                   ["model=dae_sym", "model.curvature=hutchinson"]])
+def test_same_seed_same_numbers(model, tmp_path, mnist_dir):
     runs = []
     for name in ("a", "b"):
-        cfg = compose_cfg("train", ["model=cool", *FAST], tmp_path / name)
+        cfg = compose_cfg("train", [*model, *FAST], tmp_path / name)
         train(cfg)
         runs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
     assert runs[0] == runs[1]
