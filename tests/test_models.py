@@ -70,3 +70,19 @@ def test_classifier_log_probs_sum_class_mass():
 def test_dae_bad_options_name_the_key(key, kwargs):
     with pytest.raises(ValueError, match=key):
         DAEClassifier(MLPDAE(), **kwargs)
+
+
+def test_class_scores_at_shares_gamma_across_thresholds(monkeypatch):
+    torch.manual_seed(1)
+    model = DAEClassifier(ConvDAE(), curvature="hutchinson", probes=4,
+                          alpha_at={0.9: 20.0, 0.99: 3.0}).double()
+    x = torch.rand(6, 1, 28, 28, dtype=torch.float64)
+    calls = []
+    curvature = model.curvature
+    monkeypatch.setattr(model, "curvature", lambda v: calls.append(len(v)) or curvature(v))
+    torch.manual_seed(2)
+    shared = model.class_scores_at(x, [0.0, 0.5])  # thresholds every sample reaches
+    assert calls == [6]  # one Gamma per sample, not one per threshold
+    for t, got in zip([0.0, 0.5], shared, strict=True):
+        torch.manual_seed(2)  # the same Hutchinson probes
+        torch.testing.assert_close(got, model.class_scores(x, threshold=t, gate=False))

@@ -16,9 +16,9 @@ def threshold_key(prefix: str, threshold: float) -> str:
 
 
 class TestAccuracy(pl.Callback):
-    """Plain and thresholded accuracy over the test set, one pass of ``class_scores``
-    per threshold (each with its paired alpha). Plain accuracy reuses the argmax, which
-    no per-sample confidence factor changes."""
+    """Plain and thresholded accuracy over the test set: ``class_scores_at`` gives the
+    scores at every threshold (each with its paired alpha) in one pass. Plain accuracy
+    reuses the argmax, which no per-sample confidence factor changes."""
 
     def __init__(self, thresholds: Sequence[float] = (0.90, 0.99)) -> None:
         self.thresholds = [float(t) for t in thresholds]
@@ -32,11 +32,10 @@ class TestAccuracy(pl.Callback):
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
                           dataloader_idx=0) -> None:
         x, y = batch
-        scores = None
-        for t, metric in self.at.items():
-            scores = pl_module.class_scores(x, threshold=t)
+        all_scores = pl_module.class_scores_at(x, self.thresholds)
+        for scores, metric in zip(all_scores, self.at.values(), strict=True):
             metric.update(scores, y)
-        self.plain.update(scores if scores is not None else pl_module.class_scores(x), y)
+        self.plain.update(all_scores[-1] if all_scores else pl_module.class_scores(x), y)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         values = {"test/acc": self.plain.compute()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -29,6 +29,11 @@ class ScoringModule(pl.LightningModule):
         skip costly work for samples that cannot reach it (their scores stay below it).
         """
         raise NotImplementedError
+
+    def class_scores_at(self, x: Tensor, thresholds: Sequence[float]) -> list[Tensor]:
+        """``[class_scores(x, threshold=t) for t in thresholds]``; models override it to
+        share work between thresholds."""
+        return [self.class_scores(x, threshold=t) for t in thresholds]
 
     def log_probs(self, x: Tensor) -> Tensor:
         """Unscaled class log-probabilities ``log y(x)``, ``[B, C]`` (differentiable)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -135,17 +135,24 @@ class DAEClassifier(ScoringModule):
         threshold, so every thresholded decision is exact. ``gate=False``: every score in
         full (for rankings such as ROC curves).
         """
+        return self.class_scores_at(x, [threshold], gate)[0]
+
+    def class_scores_at(self, x: Tensor, thresholds: Sequence[float | None],
+                        gate: bool = True) -> list[Tensor]:
+        """``class_scores(x, t, gate)`` for each ``t``, with one encode/decode and one
+        ``Gamma`` for each sample that any threshold needs (``Gamma`` is alpha-free)."""
         h, ctx = self.network.encode(x)
         probs = self.network.classify(h).softmax(-1)
         e = reconstruction_error(x, self.network.decode(h, ctx))
-        c = error_factor(e, self.alpha_for(threshold), x[0].numel())
-        need = torch.ones_like(c, dtype=torch.bool)
-        if threshold is not None and gate:
-            need = c * probs.amax(-1) >= threshold
+        factors = [error_factor(e, self.alpha_for(t), x[0].numel()) for t in thresholds]
+        need = torch.zeros_like(e, dtype=torch.bool)
+        for t, c in zip(thresholds, factors, strict=True):
+            need |= (c * probs.amax(-1) >= t) if (t is not None and gate) else True
+        gamma_factor = torch.ones_like(e)
         if need.any():
-            gamma_factor = curvature_factor(self.curvature(x[need]), self.beta)
-            c = c.masked_scatter(need, c[need] * gamma_factor)
-        return c.unsqueeze(-1) * probs
+            gamma_factor = gamma_factor.masked_scatter(
+                need, curvature_factor(self.curvature(x[need]), self.beta))
+        return [(c * gamma_factor).unsqueeze(-1) * probs for c in factors]
 
     # -- training ---------------------------------------------------------------------
     def l2_penalty(self) -> Tensor:
