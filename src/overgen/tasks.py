@@ -10,7 +10,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -23,6 +22,7 @@ from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
 from overgen.errors import CheckpointError, ConfigError
 from overgen.runs import METRICS_FILE, completed_metrics, earlier_runs
 from overgen.utils.ddp import join_this_job
+from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
 from overgen.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,6 @@ def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
     return datamodule, model, callbacks, trainer
 
 
-def _choices() -> dict[str, Any]:
-    """Hydra's config group choices of this run (``{"model": "dae_sym", ...}``)."""
-    return dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
-
-
 def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
                      datamodule: pl.LightningDataModule,
                      choices: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +62,6 @@ def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
     }
     for cb in callbacks:
         metrics.update(getattr(cb, "results", {}) or {})
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     metrics.update({
         "run/model": choices.get("model"),
         "run/data": choices.get("data"),
@@ -77,7 +71,7 @@ def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
         "run/curvature": OmegaConf.select(cfg, "model.curvature"),
         **{f"run/{k}": OmegaConf.select(cfg, f"model.{k}") for k in ("sigma", "alpha", "beta",
                                                                      "lambda_l2", "probes")},
-        "run/overrides": overrides,
+        "run/overrides": task_overrides(),
         "run/train_classes": list(datamodule.train_classes),
     })
     return metrics
@@ -129,10 +123,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ``ckpt_path=last``) continues the newest earlier run's ``checkpoints/last.ckpt``,
     with its W&B run id.
     """
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    overrides = task_overrides()
     resume = bool(cfg.get("resume")) or cfg.ckpt_path == "last"
-    earlier = _earlier(cfg, overrides) if (resume or multirun) and not cfg.overwrite else []
+    earlier = _earlier(cfg, overrides) if (resume or is_multirun()) and not cfg.overwrite else []
     for run in earlier:
         done = completed_metrics(run, cfg.get("optimized_metric"))
         if done is not None:
@@ -145,14 +138,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     wandb_id = _set_wandb_id(cfg, resume_id)
     extra = [instantiate(cfg.checkpoint), RngStateInCheckpoint(),
              StopOnNonFiniteLoss(cfg.checkpoint.dirpath),
-             ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides, _choices(), wandb_id)]
+             ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides, group_choices(), wandb_id)]
     datamodule, model, callbacks, trainer = _build(cfg, extra)
     if hasattr(model, "fit_without_trainer"):  # e.g. scikit-learn baselines
         model.fit_without_trainer(datamodule)
     else:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     trainer.test(model, datamodule=datamodule)
-    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, _choices())
+    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, group_choices())
     metrics["run/resumed_from"] = ckpt_path
     _write_metrics(cfg, trainer, metrics)
     return metrics
@@ -178,7 +171,7 @@ def _config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig
     """``cfg`` with ``model``, ``data`` and ``callbacks`` from the checkpoint's run, unless
     the group was selected on the command line; ``++model.key=v`` style keys override."""
     saved = OmegaConf.create(ckpt[CHECKPOINT_KEY]["config"])
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    choices = group_choices()
     merged = OmegaConf.to_container(cfg)
     for key in ("model", "data", "callbacks"):
         here = cfg.get(key)
@@ -202,7 +195,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model.load_state_dict(ckpt["state_dict"])
     trainer.test(model, datamodule=datamodule)
     saved_choices = ckpt[CHECKPOINT_KEY].get("choices") or {}
-    choices = {k: v if v is not None else saved_choices.get(k) for k, v in _choices().items()}
+    choices = {k: v if v is not None else saved_choices.get(k) for k, v in group_choices().items()}
     metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, choices)
     metrics["run/ckpt_path"] = os.path.abspath(cfg.ckpt_path)
     # the training behind the numbers is the checkpoint's, not this (test-only) trainer's

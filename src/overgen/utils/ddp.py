@@ -17,16 +17,16 @@ from contextlib import contextmanager
 
 import torch.distributed as dist
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import open_dict, read_write
+
+from overgen.utils.hydra_run import is_multirun
 
 LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
 def _sweep_process() -> bool:
     """A multirun job in the sweep's own process (not a rank Lightning launched)."""
-    return (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-            and "LOCAL_RANK" not in os.environ)
+    return is_multirun() and "LOCAL_RANK" not in os.environ
 
 
 def join_this_job() -> None:

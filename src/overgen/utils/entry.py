@@ -7,14 +7,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from overgen.errors import ConfigError, OvergenError
 from overgen.runs import record_failure
 from overgen.utils.ddp import isolated_job
+from overgen.utils.hydra_run import is_multirun
 
 log = logging.getLogger("overgen")
 EXIT_USER_ERROR = 2
@@ -60,8 +59,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> f
         err = _user_error(exc)
         if err is None:
             raise
-        multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-        if multirun:
+        if is_multirun():
             log.error("error: %s", err)
             raise err from None
         print(f"error: {err}", file=sys.stderr)
