@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import compose_cfg
+from conftest import TINY, compose_cfg
 from torch import nn
 
 from overgen import tasks
@@ -24,7 +24,6 @@ from overgen.models import Classifier, DAEClassifier
 from overgen.networks import ConvClassifier, ConvDAE
 
 THRESHOLDS = (0.5, 0.9)
-CPU = ["logger=csv", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
 TARGETS = trial_targets([0, 3, 7], 2)
 
 
@@ -233,7 +232,7 @@ def test_bad_config_names_the_key():
 
 
 def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
-    small = [*CPU, "trainer.max_steps=2", "trainer.limit_test_batches=1",
+    small = [*TINY, "trainer.max_steps=2", "trainer.limit_test_batches=1",
              "callbacks=[default,fooling]", "callbacks.fooling.max_steps=3",
              "callbacks.fooling.trials_per_digit=1", "callbacks.fooling.digits=[0,1]",
              "callbacks.fooling.lr=0.01"]
@@ -248,7 +247,7 @@ def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
     assert metrics["fooling/lr"] == 0.01
     assert os.path.getsize(metrics["figure/fooling"]) > 0
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
-    cfg = compose_cfg("evaluate", [*CPU, f"ckpt_path={ckpt}", "trainer.limit_test_batches=1"],
+    cfg = compose_cfg("evaluate", [*TINY, f"ckpt_path={ckpt}", "trainer.limit_test_batches=1"],
                       tmp_path / "eval")
     tasks.evaluate(cfg)
     again = json.loads((tmp_path / "eval" / "metrics.json").read_text())

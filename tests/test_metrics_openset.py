@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import compose_cfg
+from conftest import TINY, compose_cfg
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
@@ -25,9 +25,7 @@ from overgen.metrics import (
 )
 from overgen.tasks import train
 
-# tiny CPU settings (++: add or override, whatever conf/trainer holds)
-TINY = ["logger=csv", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
-        "trainer.limit_test_batches=2"]
+SMALL = [*TINY, "trainer.limit_test_batches=2"]
 
 
 def one_hot_scores(pred: list[int], conf: list[float], c: int = 4) -> torch.Tensor:
@@ -145,7 +143,7 @@ def test_average_roc():
 
 def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=openset", "model=cnn", "+known=2",
-                                "data.subset=1", "trainer.max_steps=2", *TINY], tmp_path)
+                                "data.subset=1", "trainer.max_steps=2", *SMALL], tmp_path)
     returned = train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["openset/known"] == 2 and len(m["openset/known_classes"]) == 2
@@ -161,7 +159,7 @@ def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
 
 def test_openset_all_known_has_no_ood(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=openset", "model=cnn", "+known=10",
-                                "trainer.max_steps=1", *TINY], tmp_path)
+                                "trainer.max_steps=1", *SMALL], tmp_path)
     train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["openset/known"] == 10 and m["openset/openness"] == 0.0

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import compose_cfg
+from conftest import TINY, compose_cfg
 from sklearn.svm import OneClassSVM
 
 from overgen.data import MNISTDataModule
@@ -15,8 +15,7 @@ from overgen.errors import ConfigError
 from overgen.models import OneClassSVMModel
 from overgen.tasks import train
 
-TINY = ["logger=csv", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
-        "trainer.limit_test_batches=2"]
+SMALL = [*TINY, "trainer.limit_test_batches=2"]
 
 
 def test_ocsvm_scores_are_sklearn_decision_function(mnist_dir):
@@ -44,7 +43,7 @@ def test_ocsvm_rejects_bad_max_train(bad):
 
 def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", "data.digit=7",
-                                "model.max_train=200", *TINY], tmp_path)
+                                "model.max_train=200", *SMALL], tmp_path)
     train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["oneclass/digit"] == 7 and m["run/train_classes"] == [7]
@@ -59,7 +58,7 @@ def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir):
 
 def test_oneclass_cool_end_to_end(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=oneclass", "model=cool", "data.digit=1",
-                                "trainer.max_steps=2", *TINY], tmp_path)
+                                "trainer.max_steps=2", *SMALL], tmp_path)
     train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["oneclass/digit"] == 1 and 0.0 <= m["oneclass/auroc"] <= 1.0
@@ -68,7 +67,7 @@ def test_oneclass_cool_end_to_end(tmp_path, mnist_dir):
 
 def test_oneclass_callback_refuses_several_digits(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=oneclass", "model=cnn", "data=mnist",
-                                "trainer.max_steps=1", *TINY], tmp_path)
+                                "trainer.max_steps=1", *SMALL], tmp_path)
     with pytest.raises(ConfigError, match="one training digit"):
         train(cfg)
     assert not (tmp_path / "checkpoints").exists()  # refused before training
@@ -84,7 +83,7 @@ def test_dae_oneclass_config_has_paper_settings(tmp_path):
 def test_oneclass_without_positives_gives_none(tmp_path, mnist_dir):
     # the first 10 test images hold no 3
     cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", "data.digit=3",
-                                "model.max_train=50", "data.eval_batch_size=10", *TINY[:-1],
+                                "model.max_train=50", "data.eval_batch_size=10", *TINY,
                                 "trainer.limit_test_batches=1"], tmp_path)
     train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
