@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, compose_cfg
+from conftest import ROOT, TINY, compose_cfg
 from hydra import compose, initialize_config_dir
 
 # the 2-D rings: a real training loop that runs ~100 steps/s on a CPU
-RINGS = ["experiment=rings2d", "callbacks=test_accuracy", "logger=csv",
-         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
-         "trainer.deterministic=true"]
+RINGS = ["experiment=rings2d", "callbacks=test_accuracy", *TINY, "trainer.deterministic=true"]
 
 
 def _train(*args: str, log_dir: Path, env: dict | None = None, wait: bool = True):
@@ -221,3 +219,28 @@ def test_atomic_write_leaves_old_file_whole_when_interrupted(tmp_path, monkeypat
         io.atomic_write_json(str(path), {"test/acc": 0.9, "big": "x" * 1_000_000})
     assert json.loads(path.read_text()) == {"test/acc": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
+
+
+@pytest.mark.parametrize("key", ["resume", "overwrite"])
+def test_run_control_keys_must_be_booleans(key, tmp_path):
+    proc = _train(*RINGS, f"{key}=maybe", log_dir=tmp_path / "logs")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == \
+        f"error: {key}='maybe' is not allowed: true or false"
+    assert not list((tmp_path / "logs").rglob("checkpoints"))
+
+
+def test_resume_from_a_corrupt_checkpoint_stops_and_keeps_it(tmp_path):
+    logs = tmp_path / "logs"
+    first = _train(*RINGS, "trainer.max_steps=5", log_dir=logs)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (ckpt,) = logs.rglob("last.ckpt")
+    (metrics,) = logs.rglob("metrics.json")
+    metrics.unlink()  # an unfinished run: resume will pick its checkpoint
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # cut short, as by a kill mid-write
+    before = ckpt.read_bytes()
+    proc = _train(*RINGS, "trainer.max_steps=5", "resume=true", log_dir=logs)
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: ckpt_path={str(ckpt)!r} is not a readable checkpoint"), line
+    assert ckpt.read_bytes() == before and not list(logs.rglob("metrics.json"))

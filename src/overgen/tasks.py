@@ -123,8 +123,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ``ckpt_path=last``) continues the newest earlier run's ``checkpoints/last.ckpt``,
     with its W&B run id.
     """
+    for key in ("resume", "overwrite"):
+        if not isinstance(cfg.get(key), bool):
+            raise ConfigError(key, cfg.get(key), "true or false")
     overrides = task_overrides()
-    resume = bool(cfg.get("resume")) or cfg.ckpt_path == "last"
+    resume = cfg.resume or cfg.ckpt_path == "last"
     earlier = _earlier(cfg, overrides) if (resume or is_multirun()) and not cfg.overwrite else []
     for run in earlier:
         done = completed_metrics(run, cfg.get("optimized_metric"))
