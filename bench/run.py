@@ -37,8 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats, best kept")
     p.add_argument("--images", type=int, default=64, help="test images for fast scores")
     p.add_argument("--naive-images", type=int, default=8, help="test images for slow scores")
-    p.add_argument("--attack-steps", type=int, default=50,
-                   help="fooling updates timed per trial (batched and one at a time)")
+    p.add_argument("--attack-steps", type=int, default=1000,
+                   help="fooling updates per trial (batched and one at a time); the last "
+                        "fifth is the timed steady state")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads here and OMP_NUM_THREADS for --e2e runs "
                         "(default: torch's own choice)")
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.batches, args.repeats, args.images, args.naive_images = 20, 1, 8, 2
-        args.attack_steps = 5
+        args.attack_steps = 10
         args.no_write = True
     return args
 
@@ -117,13 +118,17 @@ def table(args, best, peak, flops, curv_rows, facts, fooling, e2e_rows) -> str:
                      f"{fmt(row['per_image_s'], ' s')}/image | forward passes | "
                      f"{row['forward_passes']:,.0f}x | {extra} |")
     lines.append(f"| 3 | speedup, fastest exact over naive | {facts['speedup']:.1f}x | | | |")
-    b, alone, n = fooling["batched"], fooling["alone"], fooling["steps"]
-    lines.append(f"| 4 | fooling, 200 trials batched (rank-1 generators), {n} updates | "
-                 f"{fmt(b)} trial-updates/s | one trial at a time: rank-1 {fmt(alone['rank1'])}, "
-                 f"`nn.Linear` {fmt(alone['linear'])} | {b / alone['rank1']:.1f}x, "
-                 f"{b / alone['linear']:.1f}x | >= 20x |")
+    b, alone, n, w = fooling["batched"], fooling["alone"], fooling["steps"], fooling["window"]
+    ok = "met" if b / alone["linear"] >= 20 else "**not met**"
+    lines.append(f"| 4 | fooling on `dae_sym`, 200 trials batched (rank-1 generators), "
+                 f"updates {n - w + 1}-{n} ({fooling['scored']:.0f} trials scored per "
+                 f"update) | {fmt(b)} trial-updates/s | {fooling['single']} trials one at a "
+                 f"time, same updates: `nn.Linear` + Adam {fmt(alone['linear'])}, rank-1 "
+                 f"{fmt(alone['rank1'])} | {b / alone['linear']:.1f}x, "
+                 f"{b / alone['rank1']:.1f}x | >= 20x ({ok}) |")
     full = fooling["full_attack_s"] / 60
-    lines.append(f"| 4 | full 200-trial, 10,000-update attack on `dae_sym` (extrapolated) | "
+    lines.append(f"| 4 | full 200-trial, 10,000-update attack on `dae_sym` ({n} measured, "
+                 f"the rest at the steady rate) | "
                  f"{full:.0f} min | | | <= 30 min ({'met' if full <= 30 else '**not met**'}) |")
     for name, row in e2e_rows.items():
         status = "" if row["returncode"] == 0 else f" (exit {row['returncode']})"

@@ -17,10 +17,11 @@ from conftest import TINY, compose_cfg
 from torch import nn
 
 from overgen import tasks
-from overgen.attacks import fool, frozen, init_trial, trial_targets
+from overgen.attacks import fool, init_trial, trial_targets
 from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
 from overgen.callbacks import FoolingAttack
 from overgen.models import Classifier, DAEClassifier
+from overgen.models.base import ScoringModule
 from overgen.networks import ConvClassifier, ConvDAE
 
 THRESHOLDS = (0.5, 0.9)
@@ -46,7 +47,7 @@ def tiny_model(seed: int = 0) -> Classifier:
     return Classifier(net).double()
 
 
-class Scaled(nn.Module):
+class Scaled(ScoringModule):
     """A model whose final score is ``c(threshold) * y`` (c <= 1), like the dAE's paired alpha."""
 
     num_classes = 10
@@ -62,19 +63,34 @@ class Scaled(nn.Module):
         return self.c[threshold] * self.log_probs(x).exp()
 
 
+def tiny_dae() -> DAEClassifier:
+    """An untrained conv dAE, float64, with a large classifier head (fooled within a few
+    updates at lr 1e-3) and a stand-in gamma from the image's mean, so that the final score
+    ``c y`` stays below ``y`` and differs between the thresholds' paired alphas."""
+    torch.manual_seed(0)
+    model = DAEClassifier(ConvDAE(), alpha_at={0.5: 0.5, 0.9: 0.05}).double()
+    with torch.no_grad():
+        model.network.head.weight.mul_(30)
+    model.curvature = lambda v: (v.flatten(1).mean(1) - 0.5) * 2
+    return model
+
+
+MODELS = {"tiny": tiny_model, "dae": tiny_dae}
+
+
 def attack(model, **kwargs):
     kwargs = {"thresholds": THRESHOLDS, "max_steps": 25, "lr": 3e-4, "dtype": torch.float64,
               "seed": 7, **kwargs}
-    with frozen(model):
-        return fool(model.class_scores, model.log_probs, kwargs.pop("targets", TARGETS),
-                    **kwargs)
+    return fool(model, kwargs.pop("targets", TARGETS), **kwargs)
 
 
 @functools.cache
-def plain_loop(target: int, trial: int, steps: int, optimizer: str, lr: float):
-    """The paper's FGN written out for one trial on ``tiny_model()``: ``nn.Linear`` +
-    ``torch.optim``. The images after each update, the first update reaching each threshold."""
-    model = tiny_model()
+def plain_loop(target: int, trial: int, steps: int, optimizer: str, lr: float,
+               model_name: str = "tiny"):
+    """The paper's FGN written out for one trial on ``MODELS[model_name]()``: ``nn.Linear``
+    + ``torch.optim``, success judged by ``class_scores`` at each threshold after each
+    update. The images after each update, the first update reaching each threshold."""
+    model = MODELS[model_name]()
     z, w, b = (v.double() for v in init_trial(7, trial))
     layer = nn.Linear(784, 784).double()
     with torch.no_grad():
@@ -141,6 +157,20 @@ def test_fool_matches_plain_loop(optimizer, lr, generator):
         assert stop == (max(success) if NEVER not in success else 25)
         atol = 1e-5 if (generator, optimizer) == ("rank1", "adam") else 1e-10
         torch.testing.assert_close(result.image[i], images[stop - 1], atol=atol, rtol=0)
+
+
+def test_dae_attack_scores_from_its_forward_pass_as_the_plain_loop():
+    """The dAE's scorer reuses the classifier's encoder pass and checks both thresholds in
+    one call: the same decisions as ``class_scores`` per threshold, per update."""
+    model = tiny_dae()
+    result = attack(model, lr=1e-3, generator="linear")
+    assert (result.success[:, 0] != NEVER).all() and (result.success[:, 1] != NEVER).any()
+    assert (result.success[:, 1] == NEVER).any()
+    for i, target in enumerate(TARGETS.tolist()):
+        images, success = plain_loop(target, i, 25, "adam", 1e-3, "dae")
+        assert result.success[i].tolist() == success
+        torch.testing.assert_close(result.image[i], images[int(result.steps[i]) - 1],
+                                   atol=1e-10, rtol=0)
 
 
 def test_batched_equals_one_at_a_time_and_ddp_split():

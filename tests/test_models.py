@@ -86,3 +86,40 @@ def test_class_scores_at_shares_gamma_across_thresholds(monkeypatch):
     for t, got in zip([0.0, 0.5], shared, strict=True):
         torch.manual_seed(2)  # the same Hutchinson probes
         torch.testing.assert_close(got, model.class_scores(x, threshold=t, gate=False))
+
+
+def test_scorer_reuses_the_forward_pass_and_gates_on_wanted(monkeypatch):
+    """``log_probs_with_scorer``: log y from one encoder pass, and scores of any rows of the
+    same x equal to ``class_scores_at``; Gamma only for wanted decisions that can pass."""
+    torch.manual_seed(1)
+    model = DAEClassifier(ConvDAE(), alpha_at={0.0: 20.0, 0.99: 3.0}).double()
+    x = torch.rand(5, 1, 28, 28, dtype=torch.float64, requires_grad=True)
+    encodes, calls = [], []
+    encode = model.network.encode
+    monkeypatch.setattr(model.network, "encode", lambda v: encodes.append(len(v)) or encode(v))
+    # a stand-in gamma (0.01 + row sum) that records which rows it was asked for
+    monkeypatch.setattr(model, "curvature", lambda v: calls.append(len(v))
+                        or 0.01 + v.detach().flatten(1).sum(1) / 1e4)
+    log_probs, scorer = model.log_probs_with_scorer(x)
+    torch.testing.assert_close(log_probs, model.network.classify(encode(x)[0]).log_softmax(-1))
+    assert log_probs.requires_grad and encodes == [5]
+    index, thresholds = torch.tensor([4, 1, 2]), [0.0, 0.99]
+    wanted = torch.tensor([[True, False], [False, True], [False, False]])
+    got = scorer(index, thresholds, wanted)
+    assert encodes == [5] and calls == [1]  # no new encoder pass; Gamma for row 4 only
+    assert not any(s.requires_grad for s in got)
+    full = model.class_scores_at(x[index].detach(), thresholds, gate=False)
+    torch.testing.assert_close(got[0][0], full[0][0])  # the one wanted, reachable decision
+    assert all((g >= f - 1e-12).all() for g, f in zip(got, full, strict=True))  # bounds
+    for a, b in zip(scorer(index, thresholds), model.class_scores_at(x[index].detach(),
+                                                                    thresholds), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_default_scorer_is_class_scores_at():
+    model = Classifier(ConvClassifier(100), omega=10)
+    x = torch.rand(3, 1, 28, 28)
+    log_probs, scorer = model.log_probs_with_scorer(x)
+    torch.testing.assert_close(log_probs, model.log_probs(x))
+    index = torch.tensor([2, 0])
+    torch.testing.assert_close(scorer(index, [0.5])[0], model.class_scores(x[index]))

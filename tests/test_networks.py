@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from overgen.networks import MLPDAE, ConvClassifier, ConvDAE
-from overgen.networks.dae import unpool
+from overgen.networks.dae import conv_transpose, unpool
 
 
 def n_params(m: torch.nn.Module) -> int:
@@ -67,3 +67,18 @@ def test_mlp_dae_is_tied_and_linear_output():
 def test_unknown_unpool_mode_is_rejected():
     with pytest.raises(ValueError, match="switches"):
         ConvDAE(unpool="bilinear")
+
+
+@pytest.mark.parametrize("c_in,c_out,side", [(64, 32, 14), (32, 1, 28)])
+def test_decoder_convolution_is_the_transposed_convolution(c_in, c_out, side):
+    """The flipped-kernel ``conv2d`` equals ``conv_transpose2d``, values and gradients."""
+    torch.manual_seed(0)
+    x = torch.randn(3, c_in, side, side, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(c_in, c_out, 5, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(c_out, dtype=torch.float64, requires_grad=True)
+    ours, ref = conv_transpose(x, w, b), F.conv_transpose2d(x, w, b, padding=2)
+    torch.testing.assert_close(ours, ref)
+    g = torch.randn_like(ref)
+    for a, r in zip(torch.autograd.grad(ours, (x, w, b), g),
+                    torch.autograd.grad(ref, (x, w, b), g), strict=True):
+        torch.testing.assert_close(a, r)

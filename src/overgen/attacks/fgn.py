@@ -10,13 +10,14 @@ it stops once it succeeded at every threshold, or after ``max_steps`` updates.
 
 All trials run as one batch through the model (samples never interact, so the gradient
 of the summed loss is each trial's own gradient); finished trials leave the batch.
-Nothing here knows about Lightning.
+Nothing here needs a Trainer: a model is anything with the ``ScoringModule`` methods
+``log_probs_with_scorer``, ``class_scores`` and ``class_scores_at``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from overgen.models.base import Scorer, ScoringModule, fresh_scorer
 
 SIDE = 28
 D = SIDE * SIDE
@@ -34,9 +37,6 @@ TARGETS = ("y", "y_tilde")
 GENERATORS = ("rank1", "linear")
 # the final score never exceeds y_t (c <= 1; COOL by AM-GM); this slack absorbs rounding
 BOUND_SLACK = 1e-5
-
-ScoresFn = Callable[..., Tensor]  # (x [B,1,28,28], threshold=None) -> [B, C]
-LogProbsFn = Callable[[Tensor], Tensor]  # x -> log y(x) [B, C]
 
 
 def init_trial(seed: int, trial: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -192,8 +192,7 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def fool(
-    class_scores: ScoresFn,
-    log_probs: LogProbsFn,
+    model: ScoringModule,
     targets: Tensor,
     trials: Tensor | None = None,
     thresholds: Sequence[float] = (0.90, 0.99),
@@ -208,13 +207,17 @@ def fool(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> FoolingResult:
-    """Attack ``targets [N]`` (digits) with one generator per trial id in ``trials [N]``
-    (default ``0..N-1``); see the module docstring. ``lr=None``: ``DEFAULT_LR[optimizer]``.
+    """Attack ``model`` on ``targets [N]`` (digits) with one generator per trial id in
+    ``trials [N]`` (default ``0..N-1``); see the module docstring. ``lr=None``:
+    ``DEFAULT_LR[optimizer]``. ``model`` is frozen (eval mode, no parameter gradients)
+    while the attack runs.
 
-    ``class_scores(x, threshold=tau)`` must give the final scores judged at ``tau``. With
-    ``target="y"`` a trial's score is checked only where ``y_t = exp(log_probs)_t``, its
-    upper bound, already reaches ``tau``; ``"y_tilde"`` minimises
-    ``-log class_scores(x)_t`` (the model's own alpha) and checks every update.
+    Success at ``tau`` is judged on ``model.class_scores_at`` (the final score with the
+    settings paired with ``tau``). With ``target="y"`` the loss is ``-log y_t`` from
+    ``model.log_probs_with_scorer``, whose scorer reuses that forward pass, and a trial
+    is scored only where ``y_t``, an upper bound of its final score, already reaches
+    ``tau``; ``"y_tilde"`` minimises ``-log class_scores(x)_t`` (the model's own alpha)
+    and scores every update.
     """
     for name, value, allowed in (("optimizer", optimizer, OPTIMIZERS),
                                  ("target", target, TARGETS),
@@ -225,7 +228,7 @@ def fool(
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     build = Rank1Generators if generator == "rank1" else LinearGenerators
     # normal tensors even when called under inference mode (e.g. a Lightning test hook)
-    with torch.inference_mode(False), torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad(), frozen(model):
         targets = torch.tensor(torch.as_tensor(targets).tolist(), dtype=torch.long)
         trials = torch.arange(len(targets)) if trials is None else torch.tensor(
             torch.as_tensor(trials).tolist(), dtype=torch.long)
@@ -237,12 +240,12 @@ def fool(
         if len(targets):
             gen = build((init_trial(seed, int(i)) for i in trials), optimizer, lr, betas, eps,
                         device, dtype)
-            _run(gen, class_scores, log_probs, result, max_steps, target, device)
+            _run(gen, model, result, max_steps, target, device)
     return result
 
 
-def _run(gen, class_scores: ScoresFn, log_probs: LogProbsFn, result: FoolingResult,
-         max_steps: int, target: str, device) -> None:
+def _run(gen, model: ScoringModule, result: FoolingResult, max_steps: int, target: str,
+         device) -> None:
     """The attack loop; fills ``result.success``, ``.steps`` and ``.image`` in place."""
     alive = torch.arange(len(result.target))
     x = gen.images()
@@ -250,14 +253,16 @@ def _run(gen, class_scores: ScoresFn, log_probs: LogProbsFn, result: FoolingResu
         t = result.target[alive].to(device)
         with torch.set_grad_enabled(step < max_steps):
             if target == "y":
-                logp = log_probs(x).gather(1, t[:, None]).squeeze(1)
+                log_probs, scorer = model.log_probs_with_scorer(x)
+                logp = log_probs.gather(1, t[:, None]).squeeze(1)
                 bound = logp.detach().exp()
             else:
-                score = class_scores(x).gather(1, t[:, None]).squeeze(1)
+                score = model.class_scores(x).gather(1, t[:, None]).squeeze(1)
                 logp, bound = score.clamp_min(torch.finfo(x.dtype).tiny).log(), None
+                scorer = fresh_scorer(model, x)
         keep = torch.ones(len(alive), dtype=torch.bool)
         if step > 0:
-            _check(class_scores, x.detach(), t, bound, result, alive, step)
+            _check(scorer, t, bound, result, alive, step)
             keep = (result.success[alive] == NEVER).any(1)
             result.image[alive[~keep]] = x.detach()[~keep.to(x.device)].cpu()
             result.steps[alive[~keep]] = step
@@ -272,16 +277,19 @@ def _run(gen, class_scores: ScoresFn, log_probs: LogProbsFn, result: FoolingResu
 
 
 @torch.no_grad()
-def _check(class_scores: ScoresFn, x: Tensor, t: Tensor, bound: Tensor | None,
-           result: FoolingResult, alive: Tensor, step: int) -> None:
+def _check(scorer: Scorer, t: Tensor, bound: Tensor | None, result: FoolingResult,
+           alive: Tensor, step: int) -> None:
     """Set ``result.success[alive[i], k] = step`` where trial ``i`` first reaches threshold
-    ``k`` (``class_scores`` evaluated only on trials still open and, given ``bound``,
-    near it)."""
+    ``k``: one ``scorer`` call for the trials with a decision still open (given ``bound``,
+    only those whose bound reaches the threshold), every threshold at once."""
+    wanted = (result.success[alive] == NEVER).to(t.device)
+    if bound is not None:
+        wanted &= bound[:, None] >= torch.tensor(result.thresholds, device=t.device,
+                                                 dtype=bound.dtype) - BOUND_SLACK
+    index = wanted.any(1).nonzero().flatten()
+    if not len(index):
+        return
+    scores = scorer(index, result.thresholds, wanted[index])
     for k, tau in enumerate(result.thresholds):
-        open_ = (result.success[alive, k] == NEVER).to(x.device)
-        if bound is not None:
-            open_ &= bound >= tau - BOUND_SLACK
-        idx = open_.nonzero().flatten()
-        if len(idx):
-            score = class_scores(x[idx], threshold=tau).gather(1, t[idx, None]).squeeze(1)
-            result.success[alive[idx[score >= tau].cpu()], k] = step
+        hit = wanted[index, k] & (scores[k].gather(1, t[index, None]).squeeze(1) >= tau)
+        result.success[alive[index[hit].cpu()], k] = step

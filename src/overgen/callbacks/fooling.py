@@ -18,7 +18,6 @@ from overgen.attacks.fgn import (
     TARGETS,
     FoolingResult,
     fool,
-    frozen,
     trial_targets,
 )
 from overgen.callbacks.accuracy import threshold_key
@@ -89,9 +88,9 @@ class FoolingAttack(pl.Callback):
         self.results: dict[str, object] = {}
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not callable(getattr(pl_module, "log_probs", None)):
+        if not callable(getattr(pl_module, "log_probs_with_scorer", None)):
             raise ConfigError("callbacks", "fooling", f"a model with gradients: "
-                              f"{type(pl_module).__name__} has no log_probs")
+                              f"{type(pl_module).__name__} has no log_probs_with_scorer")
         num_classes = getattr(pl_module, "num_classes", None)
         if num_classes is not None and not all(0 <= d < num_classes for d in self.digits):
             raise ConfigError(f"{KEY}.digits", self.digits,
@@ -99,11 +98,9 @@ class FoolingAttack(pl.Callback):
         targets = trial_targets(self.digits, self.trials_per_digit)
         mine = torch.arange(trainer.global_rank, len(targets), trainer.world_size)
         dtype = next(pl_module.parameters()).dtype
-        with frozen(pl_module):
-            result = fool(pl_module.class_scores, pl_module.log_probs, targets[mine], mine,
-                          self.thresholds, self.max_steps, self.optimizer, self.lr,
-                          self.betas, self.eps, self.target, self.generator, self.seed,
-                          pl_module.device, dtype)
+        result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
+                      self.optimizer, self.lr, self.betas, self.eps, self.target,
+                      self.generator, self.seed, pl_module.device, dtype)
         result = gather(result)
         if trainer.is_global_zero:
             self._report(trainer, result)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class Scorer(Protocol):
+    """``class_scores_at(x[index], thresholds, wanted=wanted)`` of the ``x`` a scorer was
+    made for, without gradients."""
+
+    def __call__(self, index: Tensor, thresholds: Sequence[float],
+                 wanted: Tensor | None = None) -> list[Tensor]: ...
 
 
 class ScoringModule(pl.LightningModule):
@@ -30,14 +39,33 @@ class ScoringModule(pl.LightningModule):
         """
         raise NotImplementedError
 
-    def class_scores_at(self, x: Tensor, thresholds: Sequence[float]) -> list[Tensor]:
+    def class_scores_at(self, x: Tensor, thresholds: Sequence[float],
+                        wanted: Tensor | None = None) -> list[Tensor]:
         """``[class_scores(x, threshold=t) for t in thresholds]``; models override it to
-        share work between thresholds."""
+        share work between thresholds. ``wanted [B, len(thresholds)]`` (bool) marks the
+        decisions the caller will read; a model may skip costly work for the others, whose
+        scores are then only upper bounds."""
         return [self.class_scores(x, threshold=t) for t in thresholds]
 
     def log_probs(self, x: Tensor) -> Tensor:
         """Unscaled class log-probabilities ``log y(x)``, ``[B, C]`` (differentiable)."""
         raise NotImplementedError
 
+    def log_probs_with_scorer(self, x: Tensor) -> tuple[Tensor, Scorer]:
+        """``log_probs(x)`` and a ``Scorer`` for the same ``x``, for loops that need both
+        (the fooling attack); models override it to score from the same forward pass."""
+        return self.log_probs(x), fresh_scorer(self, x)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.parameters())
+
+
+def fresh_scorer(model: ScoringModule, x: Tensor) -> Scorer:
+    """A ``Scorer`` for ``x`` that runs ``model.class_scores_at`` on the rows asked for."""
+
+    def scorer(index: Tensor, thresholds: Sequence[float],
+               wanted: Tensor | None = None) -> list[Tensor]:
+        with torch.no_grad():
+            return model.class_scores_at(x[index].detach(), thresholds, wanted=wanted)
+
+    return scorer

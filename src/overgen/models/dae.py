@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from overgen.errors import ConfigError
-from overgen.models.base import OptimizerFactory, ScoringModule
+from overgen.models.base import OptimizerFactory, Scorer, ScoringModule
 from overgen.scores import (
     CURVATURE_METHODS,
     curvature,
@@ -20,6 +20,15 @@ from overgen.scores import (
 )
 
 CLASSIFIER_INPUTS = ("noisy", "clean")
+
+
+def take(ctx, index: Tensor):
+    """The rows ``index`` of an encoder context: ``None``, a tensor or a tuple of them."""
+    if ctx is None:
+        return None
+    if isinstance(ctx, Tensor):
+        return ctx[index]
+    return tuple(take(c, index) for c in ctx)
 
 
 class DAEClassifier(ScoringModule):
@@ -138,21 +147,44 @@ class DAEClassifier(ScoringModule):
         return self.class_scores_at(x, [threshold], gate)[0]
 
     def class_scores_at(self, x: Tensor, thresholds: Sequence[float | None],
-                        gate: bool = True) -> list[Tensor]:
+                        gate: bool = True, wanted: Tensor | None = None) -> list[Tensor]:
         """``class_scores(x, t, gate)`` for each ``t``, with one encode/decode and one
-        ``Gamma`` for each sample that any threshold needs (``Gamma`` is alpha-free)."""
+        ``Gamma`` for each sample that any threshold needs (``Gamma`` is alpha-free); with
+        ``wanted [B, len(thresholds)]``, only the marked decisions count as needs."""
         h, ctx = self.network.encode(x)
-        probs = self.network.classify(h).softmax(-1)
+        return self._scores(x, h, ctx, self.network.classify(h).softmax(-1), thresholds,
+                            gate, wanted)
+
+    def _scores(self, x: Tensor, h: Tensor, ctx, probs: Tensor,
+                thresholds: Sequence[float | None], gate: bool,
+                wanted: Tensor | None) -> list[Tensor]:
+        """``class_scores_at`` from the encoder's ``h``, ``ctx`` and softmax ``probs``."""
         e = reconstruction_error(x, self.network.decode(h, ctx))
         factors = [error_factor(e, self.alpha_for(t), x[0].numel()) for t in thresholds]
         need = torch.zeros_like(e, dtype=torch.bool)
-        for t, c in zip(thresholds, factors, strict=True):
-            need |= (c * probs.amax(-1) >= t) if (t is not None and gate) else True
+        for k, (t, c) in enumerate(zip(thresholds, factors, strict=True)):
+            reach = (c * probs.amax(-1) >= t) if (t is not None and gate) else True
+            need |= reach if wanted is None else reach & wanted[:, k]
         gamma_factor = torch.ones_like(e)
         if need.any():
             gamma_factor = gamma_factor.masked_scatter(
                 need, curvature_factor(self.curvature(x[need]), self.beta))
         return [(c * gamma_factor).unsqueeze(-1) * probs for c in factors]
+
+    def log_probs_with_scorer(self, x: Tensor) -> tuple[Tensor, Scorer]:
+        """``log y(x)`` and a ``Scorer`` that reuses this encoder pass: scoring adds only
+        the decoder (and ``Gamma`` where a wanted decision needs it)."""
+        h, ctx = self.network.encode(x)
+        log_probs = self.network.classify(h).log_softmax(-1)
+
+        def scorer(index: Tensor, thresholds: Sequence[float],
+                   wanted: Tensor | None = None) -> list[Tensor]:
+            with torch.no_grad():
+                return self._scores(x[index].detach(), h[index].detach(), take(ctx, index),
+                                    log_probs[index].detach().exp(), thresholds, True,
+                                    wanted)
+
+        return log_probs, scorer
 
     # -- training ---------------------------------------------------------------------
     def l2_penalty(self) -> Tensor:

@@ -25,6 +25,13 @@ def unpool(x: Tensor, switches: Tensor | None) -> Tensor:
     return out.scatter(2, switches.flatten(2), x.flatten(2)).view(b, c, 2 * h, 2 * w)
 
 
+def conv_transpose(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``conv_transpose2d(x, weight, bias, padding=2)`` (stride 1, ``weight [in, out, 5, 5]``)
+    as the equal ``conv2d`` with the kernel transposed and flipped, which runs on oneDNN's
+    fast convolution path on CPUs (PyTorch's transposed one does not)."""
+    return F.conv2d(x, weight.transpose(0, 1).flip(2, 3), bias, padding=2)
+
+
 class ConvDAE(nn.Module):
     """The CNN plus a decoder from its 400-d hidden layer back to ``[B, 1, 28, 28]``.
 
@@ -66,8 +73,8 @@ class ConvDAE(nn.Module):
         idx1, idx2 = ctx if ctx is not None else (None, None)
         w_fc, b_fc, w2, b2, w1, b1 = self._decoder_params()
         z = F.relu(F.linear(h, w_fc, b_fc)).view(-1, 64, 7, 7)
-        z = F.relu(F.conv_transpose2d(unpool(z, idx2), w2, b2, padding=2))
-        return torch.sigmoid(F.conv_transpose2d(unpool(z, idx1), w1, b1, padding=2))
+        z = F.relu(conv_transpose(unpool(z, idx2), w2, b2))
+        return torch.sigmoid(conv_transpose(unpool(z, idx1), w1, b1))
 
     def classify(self, h: Tensor) -> Tensor:
         return self.head(h)
