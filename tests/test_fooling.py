@@ -20,8 +20,7 @@ from overgen import tasks
 from overgen.attacks import fool, init_trial, trial_targets
 from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
 from overgen.callbacks import FoolingAttack
-from overgen.models import Classifier, DAEClassifier
-from overgen.models.base import ScoringModule
+from overgen.models import Classifier, DAEClassifier, ScoringModule
 from overgen.networks import ConvClassifier, ConvDAE
 
 THRESHOLDS = (0.5, 0.9)

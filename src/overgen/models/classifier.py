@@ -43,7 +43,7 @@ class Classifier(ScoringModule):
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, y = batch
         loss = cool_loss(self(x), y, self.omega)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_train({"train/loss": loss})
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:

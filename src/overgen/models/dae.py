@@ -205,7 +205,7 @@ class DAEClassifier(ScoringModule):
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         losses = self._losses(*batch)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True)
+        self.log_train({f"train/{k}": v for k, v in losses.items()})
         return losses["loss"]
 
     def validation_step(self, batch, batch_idx: int) -> None:
