@@ -20,7 +20,7 @@ from overgen import tasks
 from overgen.attacks import fool, init_trial, trial_targets
 from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
 from overgen.callbacks import FoolingAttack
-from overgen.models import Classifier, DAEClassifier, ScoringModule
+from overgen.models import Classifier, DAEClassifier, OneClassSVMModel, ScoringModule
 from overgen.networks import ConvClassifier, ConvDAE
 
 THRESHOLDS = (0.5, 0.9)
@@ -251,6 +251,15 @@ def test_ddp_gather_equals_one_process(tmp_path):
     assert ddp.pop("figure/fooling").endswith("fooling.png")
     one = {k: v for k, v in cb.results.items() if k != "figure/fooling"}
     assert ddp == one and one["fooling/trials"] == 6 and one["fooling/rate@0.50"] > 0
+
+
+def test_model_without_gradients_is_refused_before_any_work(tmp_path):
+    cb = FoolingAttack(str(tmp_path))
+    trainer = SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True, loggers=[],
+                              global_step=0)
+    with pytest.raises(ValueError, match="OneClassSVMModel has no log_probs_with_scorer"):
+        cb.on_test_end(trainer, OneClassSVMModel())
+    assert list(tmp_path.iterdir()) == [] and cb.results == {}
 
 
 def test_bad_config_names_the_key():
