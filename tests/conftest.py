@@ -14,7 +14,10 @@ from omegaconf import open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-DATA_DIR = os.environ.setdefault("OVERGEN_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+# relative to where pytest was launched; exported absolute, so that train.py subprocesses
+# started in other dirs read the same folder
+DATA_DIR = os.path.abspath(os.environ.get("OVERGEN_DATA_DIR", ROOT.parent / "shared" / "data"))
+os.environ["OVERGEN_DATA_DIR"] = DATA_DIR
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 

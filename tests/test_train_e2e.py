@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import ROOT, TINY, compose_cfg
 
-from overgen.tasks import evaluate, train
+from overgen.tasks import evaluate, load_model, train
 
 FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
 
@@ -65,6 +65,10 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     assert metrics["run/sigma"] == 0.2 and "+known=3" in metrics["run/overrides"]
     assert again["test/acc"] == pytest.approx(metrics["test/acc"])
     assert again["test/mse"] == pytest.approx(metrics["test/mse"])
+    model = load_model(str(ckpt))  # the run's own config: the dAE with Hutchinson, 2 probes
+    assert not model.training and (model.method, model.probes) == ("hutchinson", 2)
+    saved = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
 
 
 @pytest.mark.parametrize("model", [["model=cool"],
@@ -104,16 +108,24 @@ def test_bad_input_exits_with_one_clear_message(args, message, tmp_path, mnist_d
     assert not list((tmp_path / "logs").rglob("checkpoints/*.ckpt"))
 
 
-def test_truncated_mnist_exits_cleanly(tmp_path, mnist_dir):
+def _relative_data_dir(tmp_path, mnist_dir, corrupt: str | None = None) -> str:
+    """``tmp_path/data/MNIST/raw`` linking to the real files (``corrupt`` truncated); the
+    data dir's path relative to ``tmp_path``."""
     from overgen.data.mnist import RAW_FILES
 
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in RAW_FILES:
-        os.symlink(os.path.join(mnist_dir, "MNIST", "raw", name), raw / name)
-    (raw / "train-labels-idx1-ubyte").unlink()
-    (raw / "train-labels-idx1-ubyte").write_bytes(b"\x00" * 10)
-    proc = _cli("train.py", f"paths.data_dir={tmp_path / 'data'}", tmp_path=tmp_path)
+        if name == corrupt:
+            (raw / name).write_bytes(b"\x00" * 10)
+        else:
+            os.symlink(os.path.join(mnist_dir, "MNIST", "raw", name), raw / name)
+    return "data"
+
+
+def test_truncated_mnist_exits_cleanly(tmp_path, mnist_dir):
+    rel = _relative_data_dir(tmp_path, mnist_dir, corrupt="train-labels-idx1-ubyte")
+    proc = _cli("train.py", f"paths.data_dir={rel}", tmp_path=tmp_path)
     assert proc.returncode == 2 and "train-labels-idx1-ubyte is corrupt" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -127,3 +139,39 @@ def test_evaluate_bad_checkpoint(content, tmp_path):
     assert proc.returncode == 2
     assert f"ckpt_path={str(path)!r}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+
+@pytest.mark.parametrize("how", ["env", "override"])
+def test_relative_data_dir_is_relative_to_the_launch_dir(how, tmp_path, mnist_dir):
+    # the job changes into its run dir (hydra.job.chdir=true): a relative path still means
+    # tmp_path/data, where the command was launched, and never triggers a download
+    rel = _relative_data_dir(tmp_path, mnist_dir)
+    env = {**os.environ, "OVERGEN_LOG_DIR": "logs", "OVERGEN_DATA_DIR": rel}
+    args = ["hydra.job.chdir=true", "data.download=false", *FAST, "trainer.limit_test_batches=1"]
+    if how == "override":
+        env["OVERGEN_DATA_DIR"] = "/nonexistent"
+        args.append(f"paths.data_dir={rel}")
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (metrics,) = (tmp_path / "logs").rglob("metrics.json")
+    assert 0.0 <= json.loads(metrics.read_text())["test/acc"] <= 1.0
+
+
+def test_absolute_paths_resolves_against_the_launch_dir(tmp_path, monkeypatch):
+    from overgen.utils.paths import absolute_paths
+
+    monkeypatch.chdir(tmp_path)  # launched here: HydraConfig's runtime.cwd
+    cfg = compose_cfg("train", ["paths.data_dir=rel/data", "paths.log_dir=../logs"],
+                      tmp_path / "run")
+    monkeypatch.setenv("OVERGEN_DATA_DIR", "elsewhere")
+    monkeypatch.delenv("OVERGEN_LOG_DIR", raising=False)
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")  # as hydra.job.chdir=true does
+    absolute_paths(cfg)
+    assert cfg.paths.data_dir == str(tmp_path / "rel" / "data")
+    assert cfg.data.data_dir == cfg.paths.data_dir
+    assert cfg.paths.log_dir == str(tmp_path.parent / "logs")
+    assert os.environ["OVERGEN_DATA_DIR"] == cfg.paths.data_dir
+    assert os.environ["OVERGEN_LOG_DIR"] == cfg.paths.log_dir

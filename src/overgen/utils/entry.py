@@ -14,6 +14,7 @@ from overgen.errors import ConfigError, OvergenError
 from overgen.runs import record_failure
 from overgen.utils.ddp import isolated_job
 from overgen.utils.hydra_run import is_multirun
+from overgen.utils.paths import absolute_paths
 
 log = logging.getLogger("overgen")
 EXIT_USER_ERROR = 2
@@ -51,6 +52,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> f
     """
     failed = True
     try:
+        absolute_paths(cfg)
         with isolated_job():
             metrics = task(cfg)
         failed = False

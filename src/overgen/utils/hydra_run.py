@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -22,3 +23,9 @@ def task_overrides() -> list[str]:
 def group_choices() -> dict[str, Any]:
     """The config group choices (``{"model": "dae_sym", ...}``)."""
     return dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+
+
+def launch_dir() -> str:
+    """The directory the command was launched from (Hydra's ``runtime.cwd``; a job that
+    changes into its run dir with ``hydra.job.chdir=true`` still reports the launch dir)."""
+    return HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd()

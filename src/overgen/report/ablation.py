@@ -1,0 +1,163 @@
+"""The ablation of the choices the paper leaves open: runs grouped by setting -> tables.
+
+A setting is the dAE's loss scale, L2 scale, unpooling, classifier input and epochs, read from
+each run's composed config (``.hydra/config.yaml``, which Hydra writes beside the run's
+``metrics.json``). Baseline models (no ``lambda_rec``) form one row each, by model and epochs.
+
+``python -m overgen.report.ablation results/runs/ablation_* --out results/ablation.md``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from overgen.report.collect import find_runs, known_count, number, values
+from overgen.report.render import to_markdown
+from overgen.utils.io import atomic_write_json, atomic_write_text
+
+SUM, MEAN = "sum", "mean/784"
+FACTORS = ("loss", "L2", "unpool", "input", "epochs")
+
+
+def setting(run: dict) -> tuple:
+    """``(model, loss, L2, unpool, input, epochs)`` of a run; dAE factors are ``"-"`` for
+    baselines. The loss is ``sum`` (per-sample SSE, ``lambda_rec=1``) or ``mean/784``."""
+    path = Path(run["dir"]) / ".hydra" / "config.yaml"
+    cfg = OmegaConf.load(path) if path.is_file() else OmegaConf.create({})
+    model = str(run.get("run/model") or "?")
+    epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=run.get("run/epochs"))
+    rec = OmegaConf.select(cfg, "model.lambda_rec")
+    if rec is None:
+        return (model, "-", "-", "-", "-", epochs)
+    loss = SUM if abs(rec - 1.0) < 1e-9 else MEAN if abs(rec * 784 - 1.0) < 1e-3 else f"{rec:g}"
+    return (model, loss, f"{OmegaConf.select(cfg, 'model.lambda_l2'):g}",
+            OmegaConf.select(cfg, "model.network.unpool"),
+            OmegaConf.select(cfg, "model.classifier_input"), epochs)
+
+
+def name(key: tuple) -> str:
+    """A setting as a flat-key fragment: ``dae_oneclass,loss=sum,l2=10,...,epochs=3``."""
+    model, *factors = key
+    if factors[0] == "-":
+        return f"{model},epochs={factors[-1]}"
+    return ",".join([model, *(f"{f.lower()}={v}" for f, v in zip(FACTORS, factors, strict=True))])
+
+
+def _fmt(xs: list[float], digits: int = 3) -> str:
+    return f"{np.mean(xs):.{digits}f}" if xs else "–"
+
+
+def _group(runs: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for run in runs:
+        out.setdefault(setting(run), []).append(run)
+    return dict(sorted(out.items(), key=lambda kv: tuple(map(str, kv[0]))))
+
+
+def oneclass_rows(runs: list[dict], digits: list[int]) -> tuple[list[str], list[list[str]], dict]:
+    """Per setting: AUROC per digit and their mean, test MSE, gamma > 0 share (from
+    ``gamma.json`` where present); and the flat ``ablation/...`` summary values."""
+    header = ["model", *FACTORS, *(f"AUROC {d}" for d in digits), "mean", "test MSE",
+              "gamma>0"]
+    rows, summary = [], {}
+    for key, g in _group(runs).items():
+        per_digit = [values([r for r in g if r.get("oneclass/digit") == d], "oneclass/auroc")
+                     for d in digits]
+        complete = [x[0] for x in per_digit if x]
+        mean = _fmt(complete) + ("" if len(complete) == len(digits) else f" [{len(complete)}]")
+        rows.append([key[0], *map(str, key[1:]), *(_fmt(x) for x in per_digit), mean,
+                     _fmt(values(g, "test/mse"), 4), gamma_cell(g)])
+        prefix = f"ablation/oneclass/{name(key)}"
+        summary.update({f"{prefix}/auroc/{d}": x[0] for d, x in zip(digits, per_digit,
+                                                                       strict=True) if x})
+        if len(complete) == len(digits):
+            summary[f"{prefix}/auroc_mean"] = float(np.mean(complete))
+    return header, rows, summary
+
+
+def openset_rows(openset: list[dict], mnist: list[dict]) -> tuple[list[str], list[list[str]], dict]:
+    """Per setting: open-set F at K=3 and K=6 (mean over subsets), and the ten-digit test
+    accuracies and MSE."""
+    header = ["model", *FACTORS, "F K=3", "F K=6", "acc", "acc@0.90", "acc@0.99", "test MSE",
+              "gamma>0"]
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for kind, runs in (("openset", openset), ("mnist", mnist)):
+        for key, g in _group(runs).items():
+            groups.setdefault(key, {"openset": [], "mnist": []})[kind] = g
+    rows, summary = [], {}
+    for key, g in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        f = {k: values([r for r in g["openset"] if known_count(r) == k], "openset/f1")
+             for k in (3, 6)}
+        m = g["mnist"]
+        cells = {"f1_k3": f[3], "f1_k6": f[6], "acc": values(m, "test/acc"),
+                 "acc@0.90": values(m, "test/acc@0.90"), "acc@0.99": values(m, "test/acc@0.99"),
+                 "mse": values(m, "test/mse")}
+        rows.append([key[0], *map(str, key[1:]),
+                     *(_fmt(v) + (f" (n={len(v)})" if k.startswith("f1") and v else "")
+                       for k, v in cells.items() if k != "mse"),
+                     _fmt(cells["mse"], 4), gamma_cell(g["openset"] + m)])
+        prefix = f"ablation/openset/{name(key)}"
+        summary.update({f"{prefix}/{k}": float(np.mean(v)) for k, v in cells.items() if v})
+    return header, rows, summary
+
+
+def gamma_cell(runs: list[dict]) -> str:
+    """``positive of checked`` test images with gamma > 0 over the runs' ``gamma.json``."""
+    checked = positive = 0
+    for run in runs:
+        path = Path(run["dir"]) / "gamma.json"
+        if path.is_file():
+            data = json.loads(path.read_text())
+            checked += data["images"]
+            positive += data["positive"]
+    return f"{positive}/{checked}" if checked else "–"
+
+
+def write(dirs: list[str], out: str) -> dict:
+    """``out`` (markdown) with both tables; returns the flat summary values."""
+    runs = find_runs(dirs)
+    oneclass = [r for r in runs if number(r.get("oneclass/digit")) is not None]
+    openset = [r for r in runs if known_count(r) is not None]
+    mnist = [r for r in runs if r.get("run/data") == "mnist" and "test/acc" in r]
+    digits = sorted({int(d) for d in values(oneclass, "oneclass/digit")})
+    h1, r1, s1 = oneclass_rows(oneclass, digits)
+    h2, r2, s2 = openset_rows(openset, mnist)
+    epochs = sorted({str(r.get("run/epochs")) for r in runs})
+    blocks = [
+        ("h", 1, "Ablation tables"),
+        ("p", f"Generated by `python -m overgen.report.ablation` from {len(runs)} runs under "
+              f"{', '.join(dirs)}; epochs completed: {', '.join(epochs)}."),
+        ("h", 2, "1-class (Fig. 5 panel)"), ("table", (h1, r1)),
+        ("h", 2, "Open set and ten-digit test (Fig. 4 / Table I panel)"), ("table", (h2, r2))]
+    text = to_markdown(blocks, os.path.dirname(out) or ".")
+    atomic_write_text(out, text)
+    return {**s1, **s2}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m overgen.report.ablation")
+    parser.add_argument("dirs", nargs="+")
+    parser.add_argument("--out", required=True, help="markdown file to write")
+    parser.add_argument("--summary", help="also write the flat ablation/* values here (JSON)")
+    args = parser.parse_args(argv)
+    missing = [d for d in args.dirs if not os.path.isdir(d)]
+    if missing:
+        print(f"overgen.report.ablation: no such directory: {', '.join(missing)}",
+              file=sys.stderr)
+        return 2
+    summary = write(args.dirs, args.out)
+    if args.summary:
+        atomic_write_json(args.summary, summary)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

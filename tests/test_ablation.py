@@ -1,0 +1,68 @@
+"""The ablation tables group runs by setting and average the right numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from overgen.report.ablation import main, setting
+from overgen.report.gamma_check import gamma_stats
+
+
+def _run(root, name, metrics, model=None, epochs=3):
+    run = root / name
+    (run / ".hydra").mkdir(parents=True)
+    cfg = {"trainer": {"max_epochs": epochs}, "model": model or {}}
+    OmegaConf.save(OmegaConf.create(cfg), run / ".hydra" / "config.yaml")
+    (run / "metrics.json").write_text(json.dumps({"run/epochs": epochs, **metrics}))
+    return run
+
+
+def _dae(rec=1.0, l2=10.0, unpool="switches", inp="noisy"):
+    return {"lambda_rec": rec, "lambda_l2": l2, "network": {"unpool": unpool},
+            "classifier_input": inp}
+
+
+def test_setting_reads_the_composed_config(tmp_path):
+    run = _run(tmp_path, "a", {"run/model": "dae_oneclass"}, _dae(rec=1 / 784, l2=1e-4))
+    assert setting({"dir": str(run), "run/model": "dae_oneclass"}) == (
+        "dae_oneclass", "mean/784", "0.0001", "switches", "noisy", 3)
+    base = _run(tmp_path, "b", {"run/model": "ocsvm"}, {"nu": 0.1}, epochs=0)
+    assert setting({"dir": str(base), "run/model": "ocsvm"}) == ("ocsvm", "-", "-", "-", "-", 0)
+
+
+def test_tables_average_per_setting(tmp_path):
+    oc = {"run/model": "dae_oneclass"}
+    for i, (digit, auc, rec) in enumerate([(0, 0.8, 1.0), (1, 0.6, 1.0), (0, 0.9, 1 / 784)]):
+        _run(tmp_path, f"oc{i}", {**oc, "oneclass/digit": digit, "oneclass/auroc": auc,
+                                  "test/mse": 0.01}, _dae(rec=rec))
+    os_ = {"run/model": "dae_sym", "run/data": "mnist_openset"}
+    for i, (k, f1) in enumerate([(3, 0.5), (3, 0.7), (6, 0.9)]):
+        _run(tmp_path, f"os{i}", {**os_, "openset/known": k, "openset/f1": f1}, _dae(l2=0))
+    _run(tmp_path, "mn", {"run/model": "dae_sym", "run/data": "mnist", "test/acc": 0.99,
+                          "test/acc@0.90": 0.95, "test/acc@0.99": 0.7, "test/mse": 0.002},
+         _dae(l2=0))
+    out, summary_file = tmp_path / "ablation.md", tmp_path / "summary.json"
+    assert main([str(tmp_path), "--out", str(out), "--summary", str(summary_file)]) == 0
+    summary = json.loads(summary_file.read_text())
+    sum10 = "ablation/oneclass/dae_oneclass,loss=sum,l2=10,unpool=switches,input=noisy,epochs=3"
+    assert summary[f"{sum10}/auroc/0"] == 0.8 and summary[f"{sum10}/auroc/1"] == 0.6
+    assert summary[f"{sum10}/auroc_mean"] == pytest.approx(0.7)
+    mean10 = sum10.replace("loss=sum", "loss=mean/784")
+    assert f"{mean10}/auroc_mean" not in summary  # digit 1 missing: no mean over one digit
+    sym = "ablation/openset/dae_sym,loss=sum,l2=0,unpool=switches,input=noisy,epochs=3"
+    assert summary[f"{sym}/f1_k3"] == pytest.approx(0.6)
+    assert summary[f"{sym}/f1_k6"] == pytest.approx(0.9)
+    assert summary[f"{sym}/acc@0.99"] == pytest.approx(0.7)
+    text = out.read_text()
+    assert "| dae_oneclass | mean/784 | 10 | switches | noisy | 3 | 0.900 | – | 0.900 [1] |" in text
+    assert "0.600 (n=2) | 0.900 (n=1) | 0.990 | 0.950 | 0.700 | 0.0020 |" in text
+
+
+def test_gamma_stats_counts_positive_curvature():
+    stats = gamma_stats(torch.tensor([-0.99, -0.5, 0.0, 0.25]))
+    assert stats == {"images": 4, "positive": 1, "min": pytest.approx(-0.99), "max": 0.25,
+                     "mean": pytest.approx(-0.31)}
