@@ -61,22 +61,30 @@ def _group(runs: list[dict]) -> dict[tuple, list[dict]]:
     return dict(sorted(out.items(), key=lambda kv: tuple(map(str, kv[0]))))
 
 
+def _cell(xs: list[float]) -> str:
+    """Mean, with ``± std (n=k)`` over seeds when there are several runs."""
+    if len(xs) < 2:
+        return _fmt(xs)
+    return f"{np.mean(xs):.3f} ± {np.std(xs):.3f} (n={len(xs)})"
+
+
 def oneclass_rows(runs: list[dict], digits: list[int]) -> tuple[list[str], list[list[str]], dict]:
-    """Per setting: AUROC per digit and their mean, test MSE, gamma > 0 share (from
-    ``gamma.json`` where present); and the flat ``ablation/...`` summary values."""
+    """Per setting: AUROC per digit (mean over seeds) and the mean over digits, test MSE,
+    gamma > 0 share (from ``gamma.json`` where present); and the flat ``ablation/...``
+    summary values."""
     header = ["model", *FACTORS, *(f"AUROC {d}" for d in digits), "mean", "test MSE",
               "gamma>0"]
     rows, summary = [], {}
     for key, g in _group(runs).items():
         per_digit = [values([r for r in g if r.get("oneclass/digit") == d], "oneclass/auroc")
                      for d in digits]
-        complete = [x[0] for x in per_digit if x]
+        complete = [float(np.mean(x)) for x in per_digit if x]
         mean = _fmt(complete) + ("" if len(complete) == len(digits) else f" [{len(complete)}]")
-        rows.append([key[0], *map(str, key[1:]), *(_fmt(x) for x in per_digit), mean,
+        rows.append([key[0], *map(str, key[1:]), *(_cell(x) for x in per_digit), mean,
                      _fmt(values(g, "test/mse"), 4), gamma_cell(g)])
         prefix = f"ablation/oneclass/{name(key)}"
-        summary.update({f"{prefix}/auroc/{d}": x[0] for d, x in zip(digits, per_digit,
-                                                                       strict=True) if x})
+        summary.update({f"{prefix}/auroc/{d}": float(np.mean(x))
+                        for d, x in zip(digits, per_digit, strict=True) if x})
         if len(complete) == len(digits):
             summary[f"{prefix}/auroc_mean"] = float(np.mean(complete))
     return header, rows, summary
