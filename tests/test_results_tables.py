@@ -1,4 +1,4 @@
-"""The ablation tables group runs by setting and average the right numbers."""
+"""The results tables: the ablation grouped by setting, the flat summary, the gamma check."""
 
 from __future__ import annotations
 
@@ -69,3 +69,33 @@ def test_gamma_stats_counts_positive_curvature():
     stats = gamma_stats(torch.tensor([-0.99, -0.5, 0.0, 0.25]))
     assert stats == {"images": 4, "positive": 1, "min": pytest.approx(-0.99), "max": 0.25,
                      "mean": pytest.approx(-0.31)}
+
+
+def test_summary_keys_and_values(tmp_path):
+    from overgen.report.summary import main as summary_main
+
+    runs = [
+        {"run/model": "cnn", "run/epochs": 10, "test/acc": 0.99, "fooling/rate@0.90": 1.0,
+         "fooling/steps@0.90": 60.0, "fooling/lr": 1e-5},
+        {"run/model": "cnn", "run/epochs": 10, "test/acc": 0.98, "fooling/rate@0.90": 1.0,
+         "fooling/steps@0.90": 3.0, "fooling/lr": 1e-3},
+        *({"run/model": "dae_sym", "run/epochs": 3, "openset/known": 3, "openset/f1": f}
+          for f in (0.5, 0.7)),
+        *({"run/model": "ocsvm", "run/epochs": 0, "oneclass/digit": d, "oneclass/auroc": a}
+          for d, a in ((0, 0.9), (1, 0.7), (1, 0.8))),
+    ]
+    for i, metrics in enumerate(runs):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "ablation.json").write_text(json.dumps({"ablation/x/auroc_mean": 0.5}))
+    out = tmp_path / "summary.json"
+    assert summary_main([str(tmp_path), "--ablation", str(tmp_path / "ablation.json"),
+                         "--out", str(out)]) == 0
+    s = json.loads(out.read_text())
+    assert s["table1/cnn/acc"] == 0.99 and s["table1/cnn/steps@0.90"] == 60.0
+    assert s["table1/cnn@lr0.001/steps@0.90"] == 3.0 and s["table1/cnn/epochs"] == "10"
+    assert s["fig4/dae_sym/k3/f_mean"] == pytest.approx(0.6)
+    assert s["fig4/dae_sym/k3/f_std"] == pytest.approx(0.1) and s["fig4/dae_sym/k3/n"] == 2
+    assert s["fig5/ocsvm/auroc/1"] == pytest.approx(0.75)
+    assert s["fig5/ocsvm/auroc_mean"] == pytest.approx(0.825)
+    assert s["fig5/ocsvm/epochs"] == "0" and s["ablation/x/auroc_mean"] == 0.5

@@ -1,0 +1,104 @@
+"""The reproduction's numbers as one flat JSON (``results/summary.json``), each with its epochs.
+
+Keys: ``table1/<model>/<metric>``, ``fig4/<model>/k<K>/f_mean|f_std|n``,
+``fig5/<model>/auroc_mean``, ``fig5/<model>/auroc/<digit>``, ``fig2/<metric>``, every group
+also with ``.../epochs`` (the distinct epoch counts of its runs, ``"3"`` or ``"3/10"``), and
+the ``ablation/...`` values of ``python -m overgen.report.ablation --summary``.
+
+``python -m overgen.report.summary <run dirs> [--ablation ablation.json] --out summary.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from overgen.report.collect import find_runs, group, has_prefix, known_count, values
+from overgen.utils.io import atomic_write_json
+
+TABLE1_KEYS = {"acc": "test/acc", "acc@0.90": "test/acc@0.90", "acc@0.99": "test/acc@0.99",
+               "mse": "test/mse", "fooled@0.90": "fooling/rate@0.90",
+               "fooled@0.99": "fooling/rate@0.99", "steps@0.90": "fooling/steps@0.90",
+               "steps@0.99": "fooling/steps@0.99"}
+
+
+def epochs(runs: list[dict]) -> str:
+    """The distinct ``run/epochs`` of ``runs``, ``"/"``-joined (``"?"`` when unknown)."""
+    found = sorted({int(e) for e in values(runs, "run/epochs")})
+    return "/".join(map(str, found)) or "?"
+
+
+def _model(run: dict) -> str:
+    name = str(run.get("run/model") or "?")
+    lr = run.get("fooling/lr")
+    return f"{name}@lr{lr:g}" if isinstance(lr, int | float) and lr != 1e-5 else name
+
+
+def _mean(runs: list[dict], key: str) -> float | None:
+    xs = values(runs, key)
+    return float(np.mean(xs)) if xs else None
+
+
+def summarize(runs: list[dict]) -> dict:
+    """The flat ``table1/``, ``fig4/``, ``fig5/`` and ``fig2/`` values of ``runs``."""
+    out: dict = {}
+    fooling = [r for r in runs if has_prefix(r, "fooling/")]
+    for model, g in group(fooling, _model).items():
+        for name, key in TABLE1_KEYS.items():
+            if (v := _mean(g, key)) is not None:
+                out[f"table1/{model}/{name}"] = v
+        out[f"table1/{model}/epochs"] = epochs(g)
+    openset = [r for r in runs if known_count(r) is not None and "openset/f1" in r]
+    for model, g in group(openset, lambda r: str(r.get("run/model"))).items():
+        for k, kruns in sorted(group(g, known_count).items()):
+            f1 = values(kruns, "openset/f1")
+            prefix = f"fig4/{model}/k{k}"
+            out.update({f"{prefix}/f_mean": float(np.mean(f1)),
+                        f"{prefix}/f_std": float(np.std(f1)), f"{prefix}/n": len(f1),
+                        f"{prefix}/epochs": epochs(kruns)})
+    oneclass = [r for r in runs if "oneclass/auroc" in r]
+    for model, g in group(oneclass, lambda r: str(r.get("run/model"))).items():
+        per_digit = {int(d): _mean([r for r in g if r.get("oneclass/digit") == d],
+                                   "oneclass/auroc")
+                     for d in values(g, "oneclass/digit")}
+        out.update({f"fig5/{model}/auroc/{d}": v for d, v in sorted(per_digit.items())
+                    if v is not None})
+        out[f"fig5/{model}/auroc_mean"] = float(np.mean([v for v in per_digit.values()
+                                                         if v is not None]))
+        out[f"fig5/{model}/digits"] = len(per_digit)
+        out[f"fig5/{model}/epochs"] = epochs(g)
+    rings = [r for r in runs if "figure/rings2d" in r]
+    for name in ("test/acc", "test/acc@0.90", "test/acc@0.99", "test/mse"):
+        if (v := _mean(rings, name)) is not None:
+            out[f"fig2/{name.split('/')[1]}"] = v
+    if rings:
+        out["fig2/steps"] = int(np.mean(values(rings, "run/steps")))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m overgen.report.summary")
+    parser.add_argument("dirs", nargs="+")
+    parser.add_argument("--ablation", help="JSON written by overgen.report.ablation --summary")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    missing = [d for d in args.dirs if not os.path.isdir(d)]
+    if missing:
+        print(f"overgen.report.summary: no such directory: {', '.join(missing)}",
+              file=sys.stderr)
+        return 2
+    out = summarize(find_runs(args.dirs))
+    if args.ablation:
+        with open(args.ablation) as f:
+            out.update(json.load(f))
+    atomic_write_json(args.out, out)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
