@@ -1,0 +1,80 @@
+"""The commands a newcomer types first: what they compose and what they refuse."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TINY, compose_cfg
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from overgen.errors import ConfigError
+from overgen.tasks import train
+
+
+@pytest.mark.parametrize("overrides,callbacks,metric", [
+    ([], {"test_accuracy"}, "test/acc"),
+    (["model=dae_sym", "data=mnist_openset", "+known=3"], {"test_accuracy", "openset"},
+     "openset/f1"),
+    (["data=mnist_oneclass", "data.digit=7"], {"oneclass"}, "oneclass/auroc"),
+    (["model=dae_mlp", "data=rings2d"], {"test_accuracy", "rings_figure"}, "test/acc"),
+])
+def test_data_brings_its_evaluation(overrides, callbacks, metric, tmp_path):
+    cfg = compose_cfg("train", overrides, tmp_path)
+    assert set(cfg.callbacks) == callbacks and cfg.optimized_metric == metric
+    assert cfg.task_name == "train"
+
+
+@pytest.mark.parametrize("overrides,callbacks", [
+    (["data=mnist_oneclass", "callbacks=default"], {"test_accuracy"}),
+    (["data=mnist_openset", "callbacks=[default,fooling]"], {"test_accuracy", "fooling"}),
+    (["experiment=openset", "callbacks=none"], set()),
+])
+def test_callbacks_on_the_command_line_win(overrides, callbacks, tmp_path):
+    assert set(compose_cfg("train", overrides, tmp_path).callbacks) == callbacks
+
+
+@pytest.mark.parametrize("experiment,its_callbacks,task,metric", [
+    ("openset", "openset", "openset", "openset/f1"),
+    ("oneclass", "oneclass", "oneclass", "oneclass/auroc"),
+    ("fooling", "[default,fooling]", "fooling", "test/acc"),
+    ("rings2d", "rings2d", "rings2d", "test/acc"),
+])
+def test_experiments_stay_the_presets_they_were(experiment, its_callbacks, task, metric,
+                                                tmp_path):
+    preset = compose_cfg("train", [f"experiment={experiment}"], tmp_path)
+    assert (preset.task_name, preset.optimized_metric) == (task, metric)
+    explicit = compose_cfg("train", [f"experiment={experiment}",
+                                     f"callbacks={its_callbacks}"], tmp_path)
+    assert OmegaConf.to_container(preset) == OmegaConf.to_container(explicit)
+    # an experiment's evaluation does not follow a data set given beside it
+    with_mnist = compose_cfg("train", [f"experiment={experiment}", "data=mnist"], tmp_path)
+    assert with_mnist.callbacks == preset.callbacks
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["+known=3"], "known=3 is not allowed: the number of known digits, only with "
+                   "data=mnist_openset"),
+    (["data=mnist_oneclass", "+known=3"], "known=3 is not allowed"),
+    (["model=dae_sym", "+curvature=newton"], "curvature='newton' is not allowed: one of"),
+])
+def test_shared_keys_that_would_be_ignored_or_wrong_are_refused(overrides, message, tmp_path):
+    cfg = compose_cfg("train", [*overrides, *TINY], tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not list(tmp_path.iterdir())  # before any work
+
+
+@pytest.mark.parametrize("model", ["cnn", "cool", "dae_sym", "dae_oneclass"])
+def test_one_curvature_override_for_a_mixed_sweep(model, tmp_path):
+    cfg = compose_cfg("train", ["experiment=openset", f"model={model}",
+                                "+curvature=hutchinson"], tmp_path)
+    built = instantiate(cfg.model)  # cnn and cool ignore the key
+    expected = "hutchinson" if model.startswith("dae") else None
+    assert OmegaConf.select(cfg, "model.curvature") == expected
+    assert getattr(built, "method", None) == expected
+
+
+def test_model_curvature_still_sets_a_dae_alone(tmp_path):
+    cfg = compose_cfg("train", ["model=dae_sym", "model.curvature=hutchinson"], tmp_path)
+    assert cfg.model.curvature == "hutchinson"
+    assert compose_cfg("train", ["model=dae_sym"], tmp_path).model.curvature == "exact"
