@@ -11,7 +11,9 @@ import pytest
 import torch
 from conftest import ROOT, TINY, compose_cfg
 
-from overgen.tasks import evaluate, load_model, train
+import overgen
+from overgen.models import DAEClassifier
+from overgen.tasks import evaluate, train
 
 FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
 
@@ -67,10 +69,17 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     assert again["test/acc"] == pytest.approx(metrics["test/acc"])
     assert again["test/mse"] == pytest.approx(metrics["test/mse"])
     assert again["run/curvature"] == "hutchinson"  # +curvature came with the saved model
-    model = load_model(str(ckpt))  # the run's own config: the dAE with Hutchinson, 2 probes
+    model = overgen.load(str(ckpt))  # the run's own config: the dAE with Hutchinson, 2 probes
     assert not model.training and (model.method, model.probes) == ("hutchinson", 2)
     saved = torch.load(ckpt, weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    lightning = DAEClassifier.load_from_checkpoint(ckpt)  # Lightning's convention
+    x = torch.rand(8, 1, 28, 28)
+    scores = []
+    for m in (model, lightning):
+        torch.manual_seed(0)  # the same Hutchinson probes
+        scores.append(m.class_scores(x, gate=False))
+    assert torch.equal(*scores)
 
 
 @pytest.mark.parametrize("model", [["model=cool"],

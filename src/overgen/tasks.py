@@ -185,15 +185,6 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
-def load_model(path: str) -> pl.LightningModule:
-    """The trained model in a checkpoint written by ``train.py``, rebuilt from the run's own
-    config, in eval mode (``ckpt_path`` errors as ``evaluate.py`` reports them)."""
-    ckpt = load_checkpoint(path)
-    model = instantiate(OmegaConf.create(ckpt[CHECKPOINT_KEY]["config"]).model)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
-
-
 def _config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig:
     """``cfg`` with ``model``, ``data`` and ``callbacks`` from the checkpoint's run (the first
     two with the top-level key they read), unless the group was selected on the command
