@@ -1,9 +1,12 @@
-"""The commands a newcomer types first: what they compose and what they refuse."""
+"""The commands a newcomer types first: what they compose, what they refuse, what they print."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
-from conftest import TINY, compose_cfg
+from conftest import ROOT, TINY, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -78,3 +81,21 @@ def test_model_curvature_still_sets_a_dae_alone(tmp_path):
     cfg = compose_cfg("train", ["model=dae_sym", "model.curvature=hutchinson"], tmp_path)
     assert cfg.model.curvature == "hutchinson"
     assert compose_cfg("train", ["model=dae_sym"], tmp_path).model.curvature == "exact"
+
+
+@pytest.mark.parametrize("script,says", [
+    ("train.py", ["experiment=", "+known=K", "+curvature=M", "evaluate.py", "overgen.report",
+                  "overgen.load", "logs/<task>/runs/", "experiment: fooling, oneclass"]),
+    ("evaluate.py", ["ckpt_path=", "++model.curvature"]),
+])
+def test_help_answers_without_loading_torch(script, says, tmp_path):
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / script), "--help"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for text in says:
+        assert text in proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    heavy = {name for name in imported
+             if name.split(".")[0] in ("torch", "pytorch_lightning", "lightning", "overgen")}
+    assert imported and not heavy
