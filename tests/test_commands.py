@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -99,3 +101,23 @@ def test_help_answers_without_loading_torch(script, says, tmp_path):
     heavy = {name for name in imported
              if name.split(".")[0] in ("torch", "pytorch_lightning", "lightning", "overgen")}
     assert imported and not heavy
+
+
+# what Lightning, torch and the project's own config used to print on every run
+NOISE = ["LeafSpec", "litlogger", "torch.jit.script", "100% of the batches",
+         "across ranks is zero", "validation_step"]
+
+
+def test_oneclass_data_reports_auroc_on_a_quiet_console(tmp_path, mnist_dir):
+    env = {**os.environ, "OVERGEN_LOG_DIR": str(tmp_path / "logs")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "data=mnist_oneclass", "data.digit=7", *TINY,
+         "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (path,) = (tmp_path / "logs").rglob("metrics.json")
+    metrics = json.loads(path.read_text())
+    assert 0.0 <= metrics["oneclass/auroc"] <= 1.0 and metrics["oneclass/digit"] == 7
+    assert "test/acc" not in metrics
+    for text in NOISE:
+        assert text not in proc.stderr, text
