@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from overgen.errors import CheckpointError
 from overgen.models import Classifier, DAEClassifier
-from overgen.models.base import build_network
+from overgen.models.base import build_network, network_config
 from overgen.models.classifier import cool_loss
 from overgen.networks import MLPDAE, ConvClassifier, ConvDAE
 from overgen.scores import confidence
@@ -158,3 +158,5 @@ def test_network_config_from_a_checkpoint_builds_only_overgen_networks():
     assert net.init_args == {"num_classes": 10, "tied": False, "unpool": "switches"}
     with pytest.raises(CheckpointError, match="os.system is not one of overgen.networks"):
         build_network({"_target_": "os.system", "command": "true"})
+    assert network_config(torch.nn.Linear(2, 2)) is None  # a foreign network: not stored
+    assert build_network(network_config(net)).init_args == net.init_args

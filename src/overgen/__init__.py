@@ -1,9 +1,16 @@
 """overgen: denoising-autoencoder confidence scores against overgeneralization."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from overgen.models import ScoringModule
+
 __version__ = "0.1.0"
 
 
-def load(path: str):
+def load(path: str) -> ScoringModule:
     """The trained model in a checkpoint written by ``train.py``, rebuilt from the run's own
     config (``+curvature`` and all), in eval mode, ready to score: ``class_scores(x)``, and
     ``confidence(x)`` for a dAE. ``ckpt_path`` errors as ``evaluate.py`` reports them.

@@ -18,12 +18,12 @@ NetworkConfig = Mapping[str, Any]
 
 
 def network_config(network: nn.Module) -> NetworkConfig | None:
-    """The config that rebuilds ``network``: its class and ``init_args`` (None for a
-    network that keeps no ``init_args``)."""
-    args = getattr(network, "init_args", None)
-    if args is None or type(network).__name__ not in networks.__all__:
+    """The config that rebuilds ``network``: its class and ``init_args`` (None for a network
+    that is not one of ``overgen.networks``)."""
+    name = type(network).__name__
+    if getattr(networks, name, None) is not type(network) or not hasattr(network, "init_args"):
         return None
-    return {"_target_": f"{networks.__name__}.{type(network).__name__}", **args}
+    return {"_target_": f"{networks.__name__}.{name}", **network.init_args}
 
 
 def build_network(network: nn.Module | NetworkConfig) -> nn.Module:
