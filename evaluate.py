@@ -6,12 +6,13 @@
 import hydra
 from omegaconf import DictConfig
 
-from overgen.tasks import evaluate
-from overgen.utils.entry import run_task
-
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
+    # imported here: --help and bad overrides answer without loading torch and Lightning
+    from overgen.tasks import evaluate
+    from overgen.utils.entry import run_task
+
     return run_task(evaluate, cfg)
 
 

@@ -90,3 +90,19 @@ def test_rings_samples_lie_on_the_rings():
     centres = torch.tensor([(-1.0, 1.0), (1.0, 1.0), (1.0, -1.0)])
     r = (x - centres[y]).norm(dim=1)
     assert r.min() >= 0.6 - 1e-6 and r.max() <= 0.7 + 1e-6
+
+
+@pytest.mark.parametrize("val_size", [0, 64])
+def test_validation_runs_only_with_a_validation_set(val_size, mnist_dir):
+    import pytorch_lightning as pl
+
+    from overgen.models import Classifier
+    from overgen.networks import ConvClassifier
+
+    dm = MNISTDataModule(mnist_dir, batch_size=32, eval_batch_size=32, val_size=val_size,
+                         download=False)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    trainer.fit(Classifier(ConvClassifier()), datamodule=dm)  # validates at the epoch's end
+    assert ("val/loss" in trainer.callback_metrics) == bool(val_size)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from conftest import compose_cfg
+from hydra.utils import instantiate
+from torch.utils.data import DataLoader, TensorDataset
 
+from overgen.errors import CheckpointError
 from overgen.models import Classifier, DAEClassifier
+from overgen.models.base import build_network, network_config
 from overgen.models.classifier import cool_loss
 from overgen.networks import MLPDAE, ConvClassifier, ConvDAE
 from overgen.scores import confidence
@@ -123,3 +129,34 @@ def test_default_scorer_is_class_scores_at():
     torch.testing.assert_close(log_probs, model.log_probs(x))
     index = torch.tensor([2, 0])
     torch.testing.assert_close(scorer(index, [0.5])[0], model.class_scores(x[index]))
+
+
+@pytest.mark.parametrize("model,data", [("cnn", "mnist"), ("cool", "mnist"), ("dae_sym", "mnist"),
+                                        ("dae_asym", "mnist"), ("dae_mlp", "rings2d")])
+def test_lightning_load_from_checkpoint_rebuilds_every_gradient_model(model, data, tmp_path):
+    cfg = compose_cfg("train", [f"model={model}", f"data={data}", "+curvature=hutchinson"],
+                      tmp_path)
+    trained = instantiate(cfg.model)
+    shape = (2,) if data == "rings2d" else (1, 28, 28)
+    x = torch.rand(4, *shape)
+    batches = DataLoader(TensorDataset(x, torch.arange(4) % trained.num_classes), batch_size=4)
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(trained, batches)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    loaded = type(trained).load_from_checkpoint(tmp_path / "model.ckpt")
+    assert loaded.hparams == trained.hparams  # the dAEs' curvature: hutchinson
+    scores = []
+    for m in (trained.eval(), loaded.eval()):
+        torch.manual_seed(0)  # the same Hutchinson probes
+        scores.append(m.class_scores(x, gate=False))
+    assert torch.equal(*scores)
+
+
+def test_network_config_from_a_checkpoint_builds_only_overgen_networks():
+    net = build_network({"_target_": "overgen.networks.ConvDAE", "tied": False})
+    assert net.init_args == {"num_classes": 10, "tied": False, "unpool": "switches"}
+    with pytest.raises(CheckpointError, match="os.system is not one of overgen.networks"):
+        build_network({"_target_": "os.system", "command": "true"})
+    assert network_config(torch.nn.Linear(2, 2)) is None  # a foreign network: not stored
+    assert build_network(network_config(net)).init_args == net.init_args

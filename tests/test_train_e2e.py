@@ -11,7 +11,9 @@ import pytest
 import torch
 from conftest import ROOT, TINY, compose_cfg
 
-from overgen.tasks import evaluate, load_model, train
+import overgen
+from overgen.models import DAEClassifier
+from overgen.tasks import evaluate, train
 
 FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
 
@@ -47,10 +49,11 @@ def test_rings_confidence_high_on_rings_low_at_centres_and_far(tmp_path):
 def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     run = tmp_path / "train"
     cfg = compose_cfg("train", ["model=dae_sym", "data=mnist_openset", "+known=3",
-                                "model.curvature=hutchinson", "model.probes=2", *FAST], run)
+                                "+curvature=hutchinson", "model.probes=2", *FAST], run)
     metrics = train(cfg)
-    for key in ("test/acc", "test/acc@0.90", "test/acc@0.99", "test/mse"):
+    for key in ("test/acc", "test/acc@0.90", "test/acc@0.99", "test/mse", "openset/f1"):
         assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["run/curvature"] == "hutchinson"
     assert metrics["run/train_classes"] == cfg.data.known_classes or len(
         metrics["run/train_classes"]) == 3
     ckpt = run / "checkpoints" / "last.ckpt"
@@ -65,10 +68,18 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     assert metrics["run/sigma"] == 0.2 and "+known=3" in metrics["run/overrides"]
     assert again["test/acc"] == pytest.approx(metrics["test/acc"])
     assert again["test/mse"] == pytest.approx(metrics["test/mse"])
-    model = load_model(str(ckpt))  # the run's own config: the dAE with Hutchinson, 2 probes
+    assert again["run/curvature"] == "hutchinson"  # +curvature came with the saved model
+    model = overgen.load(str(ckpt))  # the run's own config: the dAE with Hutchinson, 2 probes
     assert not model.training and (model.method, model.probes) == ("hutchinson", 2)
     saved = torch.load(ckpt, weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    lightning = DAEClassifier.load_from_checkpoint(ckpt)  # Lightning's convention
+    x = torch.rand(8, 1, 28, 28)
+    scores = []
+    for m in (model, lightning):
+        torch.manual_seed(0)  # the same Hutchinson probes
+        scores.append(m.class_scores(x, gate=False))
+    assert torch.equal(*scores)
 
 
 @pytest.mark.parametrize("model", [["model=cool"],
@@ -94,6 +105,8 @@ BAD_INPUTS = [
     (["data=mnist_openset", "data.known_classes=[3,3]"], "data.known_classes=[3, 3]"),
     (["data=mnist_openset", "data.known_classes=[12]"], "data.known_classes=[12]"),
     (["data=mnist_oneclass", "data.digit=10"], "data.digit=10"),
+    (["+known=3"], "error: known=3 is not allowed: the number of known digits, only with "
+                   "data=mnist_openset"),
     (["model=resnet"], "Could not find 'model/resnet'"),
     (["data.download=false", "paths.data_dir=/nonexistent/mnist"], "data.download=false"),
 ]

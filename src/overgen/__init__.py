@@ -1,3 +1,30 @@
 """overgen: denoising-autoencoder confidence scores against overgeneralization."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from overgen.models import ScoringModule
+
 __version__ = "0.1.0"
+
+
+def load(path: str) -> ScoringModule:
+    """The trained model in a checkpoint written by ``train.py``, rebuilt from the run's own
+    config (``+curvature`` and all), in eval mode, ready to score: ``class_scores(x)``, and
+    ``confidence(x)`` for a dAE. ``ckpt_path`` errors as ``evaluate.py`` reports them.
+
+    ``model = overgen.load("logs/train/runs/<time>/checkpoints/last.ckpt")``
+    """
+    # imported here: ``import overgen`` loads neither torch nor Lightning
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from overgen.callbacks.checkpoint_config import CHECKPOINT_KEY
+    from overgen.tasks import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    model = instantiate(OmegaConf.create(ckpt[CHECKPOINT_KEY]["config"]).model)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()

@@ -21,6 +21,7 @@ from overgen.callbacks.checkpoint_config import (
 from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
 from overgen.errors import CheckpointError, ConfigError
 from overgen.runs import METRICS_FILE, completed_metrics, earlier_runs
+from overgen.scores import CURVATURE_METHODS
 from overgen.utils.ddp import join_this_job
 from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
 from overgen.utils.io import atomic_write_json
@@ -33,6 +34,19 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def _check_shared_keys(cfg: DictConfig) -> None:
+    """The top-level keys that data and model configs read (``+known``, ``+curvature``):
+    refuse one that no config of this run reads or a value no model accepts."""
+    known = cfg.get("known")
+    if known is not None and "known" not in (cfg.get("data") or {}):
+        raise ConfigError("known", known, "the number of known digits, only with "
+                          "data=mnist_openset (or experiment=openset)")
+    curvature = cfg.get("curvature")
+    if curvature is not None and curvature not in CURVATURE_METHODS:
+        raise ConfigError("curvature", curvature, f"one of {list(CURVATURE_METHODS)}, the "
+                          "curvature of every dAE of the run")
 
 
 def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
@@ -126,6 +140,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for key in ("resume", "overwrite"):
         if not isinstance(cfg.get(key), bool):
             raise ConfigError(key, cfg.get(key), "true or false")
+    _check_shared_keys(cfg)
     overrides = task_overrides()
     resume = cfg.resume or cfg.ckpt_path == "last"
     earlier = _earlier(cfg, overrides) if (resume or is_multirun()) and not cfg.overwrite else []
@@ -170,18 +185,10 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
-def load_model(path: str) -> pl.LightningModule:
-    """The trained model in a checkpoint written by ``train.py``, rebuilt from the run's own
-    config, in eval mode (``ckpt_path`` errors as ``evaluate.py`` reports them)."""
-    ckpt = load_checkpoint(path)
-    model = instantiate(OmegaConf.create(ckpt[CHECKPOINT_KEY]["config"]).model)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
-
-
 def _config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig:
-    """``cfg`` with ``model``, ``data`` and ``callbacks`` from the checkpoint's run, unless
-    the group was selected on the command line; ``++model.key=v`` style keys override."""
+    """``cfg`` with ``model``, ``data`` and ``callbacks`` from the checkpoint's run (the first
+    two with the top-level key they read), unless the group was selected on the command
+    line; ``++model.key=v`` style keys override."""
     saved = OmegaConf.create(ckpt[CHECKPOINT_KEY]["config"])
     choices = group_choices()
     merged = OmegaConf.to_container(cfg)
@@ -190,8 +197,9 @@ def _config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig
         if choices.get(key) is None:
             base = saved.get(key) or {}
             merged[key] = OmegaConf.to_container(OmegaConf.merge(base, here or {}))
-    if "known" in saved and "known" not in cfg:
-        merged["known"] = saved.known
+    for key, group in (("known", "data"), ("curvature", "model")):  # read by that group
+        if choices.get(group) is None and key in saved and key not in cfg:
+            merged[key] = saved[key]
     out = OmegaConf.create(merged)
     if HydraConfig.initialized():  # keep ${hydra:...} resolvable
         out.paths.output_dir = HydraConfig.get().runtime.output_dir
@@ -203,6 +211,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ``metrics.json`` in this run's dir."""
     ckpt = load_checkpoint(cfg.ckpt_path)
     cfg = _config_from_checkpoint(cfg, ckpt)
+    _check_shared_keys(cfg)
     datamodule, model, callbacks, trainer = _build(cfg, [])
     model.load_state_dict(ckpt["state_dict"])
     trainer.test(model, datamodule=datamodule)

@@ -99,6 +99,8 @@ class MNISTDataModule(pl.LightningDataModule):
         self.val_size, self.seed, self.num_workers = val_size, seed, num_workers
         self.num_classes = 10
         self._train = self._val = self._test = None
+        if val_size:  # Lightning validates only when a data module has a val_dataloader
+            self.val_dataloader = self._val_dataloader
 
     def prepare_data(self) -> None:
         """Check (or download) the raw files before any training starts."""
@@ -144,8 +146,8 @@ class MNISTDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._train, train=True)
 
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader(self._val, train=False) if self._val is not None else []
+    def _val_dataloader(self) -> DataLoader:
+        return self._loader(self._val, train=False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self._test, train=False)

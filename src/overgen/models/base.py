@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from overgen import networks
+from overgen.errors import CheckpointError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+# what a checkpoint stores to rebuild a network: {"_target_": "overgen.networks.<class>", **args}
+NetworkConfig = Mapping[str, Any]
+
+
+def network_config(network: nn.Module) -> NetworkConfig | None:
+    """The config that rebuilds ``network``: its class and ``init_args`` (None for a network
+    that is not one of ``overgen.networks``)."""
+    name = type(network).__name__
+    if getattr(networks, name, None) is not type(network) or not hasattr(network, "init_args"):
+        return None
+    return {"_target_": f"{networks.__name__}.{name}", **network.init_args}
+
+
+def build_network(network: nn.Module | NetworkConfig) -> nn.Module:
+    """``network``, or the overgen network that its config (``network_config``) builds; other
+    targets are refused, since a checkpoint's config must not run arbitrary code."""
+    if isinstance(network, nn.Module):
+        return network
+    args = dict(network)
+    module, _, name = str(args.pop("_target_", "")).rpartition(".")
+    if module != networks.__name__ or name not in networks.__all__:
+        raise CheckpointError(f"network {module}.{name} is not one of overgen.networks "
+                              f"{networks.__all__}")
+    return getattr(networks, name)(**args)
 
 
 class Scorer(Protocol):
@@ -21,14 +48,27 @@ class Scorer(Protocol):
 
 
 class ScoringModule(pl.LightningModule):
-    """Base LightningModule: ``optimizer`` is a partial (``_partial_: true``) called on the
-    parameters; subclasses implement ``class_scores``."""
+    """Base LightningModule over ``network`` (an ``nn.Module``, or its config as checkpoints
+    store it); ``optimizer`` is a partial (``_partial_: true``) called on the parameters;
+    subclasses implement ``class_scores``.
+
+    Checkpoints carry the network's config beside the hyperparameters, so Lightning's
+    ``Model.load_from_checkpoint(path)`` rebuilds the model (with Adam's defaults as its
+    optimizer: the optimizer is code, not stored; ``overgen.load`` uses the run's config).
+    """
 
     num_classes: int
 
-    def __init__(self, optimizer: OptimizerFactory | None = None) -> None:
+    def __init__(self, network: nn.Module | NetworkConfig,
+                 optimizer: OptimizerFactory | None = None) -> None:
         super().__init__()
+        self.network = build_network(network)
         self.optimizer_factory = optimizer or torch.optim.Adam
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        config = network_config(self.network)
+        if config is not None:
+            checkpoint.setdefault(self.CHECKPOINT_HYPER_PARAMS_KEY, {})["network"] = config
 
     def class_scores(self, x: Tensor, threshold: float | None = None,
                      gate: bool = True) -> Tensor:

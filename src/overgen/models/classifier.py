@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from overgen.errors import ConfigError
-from overgen.models.base import OptimizerFactory, ScoringModule
+from overgen.models.base import NetworkConfig, OptimizerFactory, ScoringModule
 from overgen.scores import cool_scores
 
 
@@ -21,13 +21,14 @@ class Classifier(ScoringModule):
     """``network: x -> logits [B, num_classes * omega]``; scores = COOL aggregation
     (``omega^omega prod_j a_(k,j)``), which for ``omega = 1`` is the softmax."""
 
-    def __init__(self, network: nn.Module, optimizer: OptimizerFactory | None = None,
-                 omega: int = 1, num_classes: int = 10) -> None:
-        super().__init__(optimizer)
+    def __init__(self, network: nn.Module | NetworkConfig,
+                 optimizer: OptimizerFactory | None = None, omega: int = 1,
+                 num_classes: int = 10) -> None:
+        super().__init__(network, optimizer)
         if not isinstance(omega, int) or omega < 1:
             raise ConfigError("model.omega", omega, "a positive integer (1 = plain softmax)")
         self.save_hyperparameters(ignore=["network", "optimizer"])
-        self.network, self.omega, self.num_classes = network, omega, num_classes
+        self.omega, self.num_classes = omega, num_classes
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from overgen.errors import ConfigError
-from overgen.models.base import OptimizerFactory, Scorer, ScoringModule
+from overgen.models.base import NetworkConfig, OptimizerFactory, Scorer, ScoringModule
 from overgen.scores import (
     CURVATURE_METHODS,
     curvature,
@@ -43,7 +43,7 @@ class DAEClassifier(ScoringModule):
 
     def __init__(
         self,
-        network: nn.Module,
+        network: nn.Module | NetworkConfig,
         optimizer: OptimizerFactory | None = None,
         sigma: float = 0.2,
         alpha: float = 20.0,
@@ -57,7 +57,7 @@ class DAEClassifier(ScoringModule):
         chunk_size: int = 64,
         num_classes: int = 10,
     ) -> None:
-        super().__init__(optimizer)
+        super().__init__(network, optimizer)
         if curvature not in CURVATURE_METHODS:
             raise ConfigError("model.curvature", curvature, f"one of {list(CURVATURE_METHODS)}")
         if classifier_input not in CLASSIFIER_INPUTS:
@@ -72,7 +72,7 @@ class DAEClassifier(ScoringModule):
                 raise ConfigError(key, value, "a non-negative number")
         alpha_at = {float(t): float(a) for t, a in (alpha_at or {}).items()}
         self.save_hyperparameters(ignore=["network", "optimizer"])
-        self.network, self.num_classes = network, num_classes
+        self.num_classes = num_classes
         self.sigma, self.alpha, self.beta, self.alpha_at = sigma, alpha, beta, alpha_at
         self.lambda_rec, self.lambda_l2 = lambda_rec, lambda_l2
         self.classifier_input, self.method = classifier_input, curvature

@@ -44,6 +44,7 @@ class ConvDAE(nn.Module):
         super().__init__()
         if unpool not in UNPOOL_MODES:
             raise ValueError(f"unpool={unpool!r} is not one of {UNPOOL_MODES}")
+        self.init_args = {"num_classes": num_classes, "tied": tied, "unpool": unpool}
         self.tied, self.unpool_mode = tied, unpool
         self.encoder = ConvEncoder()
         self.head = nn.Linear(HIDDEN, num_classes)
@@ -86,6 +87,7 @@ class MLPDAE(nn.Module):
 
     def __init__(self, in_dim: int = 2, hidden: int = 200, num_classes: int = 3) -> None:
         super().__init__()
+        self.init_args = {"in_dim": in_dim, "hidden": hidden, "num_classes": num_classes}
         self.enc1 = nn.Linear(in_dim, hidden)
         self.enc2 = nn.Linear(hidden, hidden)
         self.dec2_bias = nn.Parameter(torch.zeros(hidden))

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets import MNIST
 
-from overgen.tasks import load_model
+import overgen
 from overgen.utils.io import atomic_write_json
 
 FILE = "gamma.json"
@@ -31,7 +31,7 @@ def gamma_stats(gamma: torch.Tensor) -> dict:
 
 def check(run_dir: Path, images: torch.Tensor) -> dict | None:
     """Exact ``gamma`` of ``images`` under the run's last checkpoint; None for non-dAEs."""
-    model = load_model(str(run_dir / "checkpoints" / "last.ckpt"))
+    model = overgen.load(str(run_dir / "checkpoints" / "last.ckpt"))
     if not hasattr(model, "curvature") or not hasattr(model, "method"):
         return None
     model.method = "exact"

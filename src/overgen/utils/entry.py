@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from overgen.errors import ConfigError, OvergenError
 from overgen.runs import record_failure
+from overgen.utils.console import quiet_known_noise
 from overgen.utils.ddp import isolated_job
 from overgen.utils.hydra_run import is_multirun
 from overgen.utils.paths import absolute_paths
@@ -50,6 +51,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> f
     A user error prints one line and exits with code 2 (single run); inside a multirun it
     is logged and re-raised so the sweep records the failed job.
     """
+    quiet_known_noise()
     failed = True
     try:
         absolute_paths(cfg)

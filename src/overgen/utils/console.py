@@ -1,0 +1,38 @@
+"""The one place that keeps notices no overgen user can act on off the console (entry points
+only: a library import changes no global filter)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+# (category, message start) of warnings that every run would print
+KNOWN_WARNINGS = (
+    # Lightning builds torch pytree leaves the way torch now deprecates
+    (FutureWarning, "`isinstance(treespec, LeafSpec)` is deprecated"),
+    # torch's forward-mode AD (the exact curvature's JVPs) loads its decompositions this way
+    (FutureWarning, "`torch.jit.script` is deprecated"),
+    # overgen's data sets have a validation set only with data.val_size > 0 (none by default,
+    # as in the paper): the models can validate, and skipping it is the intended behaviour
+    (UserWarning, "You defined a `validation_step` but have no `val_dataloader`"),
+)
+# Lightning's advertisement, logged at INFO beside notices worth reading
+KNOWN_LOG_STARTS = {"pytorch_lightning.utilities.rank_zero": "💡 Tip:"}
+
+
+class _DropStart(logging.Filter):
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.start)
+
+
+def quiet_known_noise() -> None:
+    """Ignore ``KNOWN_WARNINGS`` and drop the ``KNOWN_LOG_STARTS`` log records."""
+    for category, start in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(start), category=category)
+    for name, start in KNOWN_LOG_STARTS.items():
+        logging.getLogger(name).addFilter(_DropStart(start))
