@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import compose_cfg
+from hydra.utils import instantiate
 
+from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier
 from overgen.models.classifier import cool_loss
 from overgen.networks import MLPDAE, ConvClassifier, ConvDAE
@@ -123,3 +126,24 @@ def test_default_scorer_is_class_scores_at():
     torch.testing.assert_close(log_probs, model.log_probs(x))
     index = torch.tensor([2, 0])
     torch.testing.assert_close(scorer(index, [0.5])[0], model.class_scores(x[index]))
+
+
+@pytest.mark.parametrize("overrides,width", [(["model=cnn"], 10), (["model=cool"], 100),
+                                             (["model=cool", "model.omega=5"], 50)])
+def test_cool_head_width_follows_omega(overrides, width, tmp_path):
+    model = instantiate(compose_cfg("train", overrides, tmp_path).model)
+    assert model.network.head.out_features == width == 10 * model.omega
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 3, 9, 9])
+    scores = model.class_scores(x)
+    assert scores.shape == (4, 10) and ((scores >= 0) & (scores <= 1)).all()
+    logits = model(x).unflatten(-1, (10, model.omega))  # by hand: omega^omega prod_j a_kj
+    expected = model.omega ** model.omega * logits.flatten(1).softmax(-1).unflatten(
+        -1, (10, model.omega)).prod(-1)
+    torch.testing.assert_close(scores, expected)
+    assert torch.isfinite(model.training_step((x, y), 0))
+
+
+def test_classifier_refuses_a_head_of_the_wrong_width():
+    with pytest.raises(ConfigError, match=r"^model.network.num_outputs=100 is not allowed: "
+                                          r"model.num_classes \* model.omega = 50"):
+        Classifier(ConvClassifier(100), omega=5)

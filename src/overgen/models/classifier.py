@@ -19,13 +19,19 @@ def cool_loss(logits: Tensor, y: Tensor, omega: int) -> Tensor:
 
 class Classifier(ScoringModule):
     """``network: x -> logits [B, num_classes * omega]``; scores = COOL aggregation
-    (``omega^omega prod_j a_(k,j)``), which for ``omega = 1`` is the softmax."""
+    (``omega^omega prod_j a_(k,j)``), which for ``omega = 1`` is the softmax. A network
+    that states its width (``num_outputs``) must have exactly ``num_classes * omega``."""
 
     def __init__(self, network: nn.Module, optimizer: OptimizerFactory | None = None,
                  omega: int = 1, num_classes: int = 10) -> None:
         super().__init__(optimizer)
         if not isinstance(omega, int) or omega < 1:
             raise ConfigError("model.omega", omega, "a positive integer (1 = plain softmax)")
+        width = getattr(network, "num_outputs", None)
+        if width is not None and width != num_classes * omega:
+            raise ConfigError("model.network.num_outputs", width,
+                              f"model.num_classes * model.omega = {num_classes * omega} "
+                              "(its default follows them)")
         self.save_hyperparameters(ignore=["network", "optimizer"])
         self.network, self.omega, self.num_classes = network, omega, num_classes
 
