@@ -20,6 +20,7 @@ from overgen import tasks
 from overgen.attacks import fool, init_trial, trial_targets
 from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
 from overgen.callbacks import FoolingAttack
+from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier, OneClassSVMModel, ScoringModule
 from overgen.networks import ConvClassifier, ConvDAE
 
@@ -267,6 +268,11 @@ def test_bad_config_names_the_key():
         FoolingAttack("out", optimizer="rmsprop")
     with pytest.raises(ValueError, match="callbacks.fooling.target"):
         FoolingAttack("out", target="logits")
+    for kwargs in ({"lr": "abc"}, {"lr": 0}, {"eps": -1.0}, {"betas": [0.9]},
+                   {"betas": [0.9, 1.0]}, {"betas": ["a", 0.9]}):
+        key = next(iter(kwargs))
+        with pytest.raises(ConfigError, match=rf"^callbacks\.fooling\.{key}="):
+            FoolingAttack("out", **kwargs)
 
 
 def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):

@@ -108,6 +108,34 @@ def test_bad_input_exits_with_one_clear_message(args, message, tmp_path, mnist_d
     assert not list((tmp_path / "logs").rglob("checkpoints/*.ckpt"))
 
 
+CONSTRUCTOR_ERRORS = [
+    (["model=dae_sym", "model.network.unpool=bilinear"],
+     "model.network.unpool='bilinear' is not allowed: one of ['switches', 'nearest']"),
+    (["model=cool", "model.omega=5", "model.network.num_outputs=100"],
+     "model.network.num_outputs=100 is not allowed: model.num_classes * model.omega = 50"),
+    (["callbacks=[default,fooling]", "callbacks.fooling.lr=abc"],
+     "callbacks.fooling.lr='abc' is not allowed: a positive number"),
+    (["callbacks=[default,fooling]", "callbacks.fooling.betas=[0.9,2]"],
+     "callbacks.fooling.betas=[0.9, 2] is not allowed: two numbers in [0, 1)"),
+    # no component names its key: the node that failed, its settings and the error
+    (["model=dae_sym", "++model.network.foo=1"],
+     "model.network={'num_classes': 10, 'tied': True, 'unpool': 'switches', 'foo': 1} is "
+     "not allowed: TypeError: ConvDAE.__init__() got an unexpected keyword argument 'foo'"),
+]
+
+
+@pytest.mark.parametrize("args,line", CONSTRUCTOR_ERRORS)
+def test_constructor_errors_exit_with_one_line_before_any_work(args, line, tmp_path,
+                                                               mnist_dir):
+    proc = _cli("train.py", *args, tmp_path=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [e for e in proc.stderr.splitlines() if "error" in e.lower()]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {line}"), errors
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "full_key" not in proc.stderr  # not Hydra's multi-line report
+    assert not list((tmp_path / "logs").rglob("*.ckpt"))
+
+
 def _relative_data_dir(tmp_path, mnist_dir, corrupt: str | None = None) -> str:
     """``tmp_path/data/MNIST/raw`` linking to the real files (``corrupt`` truncated); the
     data dir's path relative to ``tmp_path``."""

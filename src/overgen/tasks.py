@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -19,7 +21,7 @@ from overgen.callbacks.checkpoint_config import (
     RngStateInCheckpoint,
 )
 from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
-from overgen.errors import CheckpointError, ConfigError
+from overgen.errors import CheckpointError, ConfigError, OvergenError
 from overgen.runs import METRICS_FILE, completed_metrics, earlier_runs
 from overgen.utils.ddp import join_this_job
 from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
@@ -28,26 +30,49 @@ from overgen.utils.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 
-def _instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a dict-of-configs group (callbacks, loggers)."""
+def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """``instantiate(node, **kwargs)`` of the config at ``key``. A ``ValueError`` or
+    ``TypeError`` from a component's constructor (a value it refuses, an argument it does
+    not take) becomes a ``ConfigError`` on the innermost node that failed (Hydra's
+    ``full_key``) with that node's settings, so the entry points print one line
+    (``error.json`` keeps the traceback). Components that know their key raise
+    ``ConfigError`` themselves, which passes through unchanged."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, OvergenError) or not isinstance(cause, (ValueError, TypeError)):
+            raise
+        found = re.search(rf"^full_key: {re.escape(key)}\.(\S+)$", str(e), re.MULTILINE)
+        failed = OmegaConf.select(node, found.group(1)) if found else node
+        settings = {k: v for k, v in OmegaConf.to_container(failed, resolve=True).items()
+                    if not k.startswith("_") and not isinstance(v, (dict, list))}
+        raise ConfigError(f"{key}.{found.group(1)}" if found else key, settings,
+                          f"{type(cause).__name__}: {cause}") from e
+
+
+def _instantiate_all(group: DictConfig | None, key: str) -> list[Any]:
+    """Instantiate every ``_target_`` entry of the dict-of-configs group ``key``
+    (callbacks, loggers)."""
     if not group:
         return []
-    return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+    return [_instantiate(c, f"{key}.{name}") for name, c in group.items()
+            if isinstance(c, DictConfig) and "_target_" in c]
 
 
 def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
     """Data, model, callbacks, loggers and trainer from ``cfg``; validates before any work."""
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
+    datamodule = _instantiate(cfg.data, "data")
+    model = _instantiate(cfg.model, "model")
     if getattr(model, "num_classes", None) != datamodule.num_classes:
         raise ConfigError("model.num_classes", getattr(model, "num_classes", None),
                           f"{datamodule.num_classes}, the data's number of classes")
+    callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks") + extra_callbacks
     if int(os.environ.get("LOCAL_RANK", 0)) == 0 and hasattr(datamodule, "prepare_data"):
         datamodule.prepare_data()
-    callbacks = _instantiate_all(cfg.get("callbacks")) + extra_callbacks
-    loggers = _instantiate_all(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    loggers = _instantiate_all(cfg.get("logger"), "logger")
+    trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if trainer.world_size > 1:
         join_this_job()
     return datamodule, model, callbacks, trainer
@@ -139,7 +164,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             return done
     ckpt_path, resume_id = _resume_point(cfg, earlier) if resume else (cfg.ckpt_path, None)
     wandb_id = _set_wandb_id(cfg, resume_id)
-    extra = [instantiate(cfg.checkpoint), RngStateInCheckpoint(),
+    extra = [_instantiate(cfg.checkpoint, "checkpoint"), RngStateInCheckpoint(),
              StopOnNonFiniteLoss(cfg.checkpoint.dirpath),
              ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides, group_choices(), wandb_id)]
     datamodule, model, callbacks, trainer = _build(cfg, extra)

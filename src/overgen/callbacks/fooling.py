@@ -27,6 +27,14 @@ from overgen.utils.io import atomic_savefig
 KEY = "callbacks.fooling"
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive(value: object) -> bool:
+    return _number(value) and value > 0
+
+
 def fooling_figure(result: FoolingResult, digits: Sequence[int]) -> Figure:
     """One generated image per digit: the first trial that reached the most thresholds."""
     fig = Figure(figsize=(1.1 * len(digits), 1.6), layout="constrained")
@@ -77,8 +85,12 @@ class FoolingAttack(pl.Callback):
             raise ConfigError(f"{KEY}.thresholds", thresholds, "a non-empty list in (0, 1]")
         if not digits:
             raise ConfigError(f"{KEY}.digits", digits, "a non-empty list of class indices")
-        if lr is not None and lr <= 0:
+        if lr is not None and not _positive(lr):
             raise ConfigError(f"{KEY}.lr", lr, "a positive number, or null for the default")
+        if not _positive(eps):
+            raise ConfigError(f"{KEY}.eps", eps, "a positive number")
+        if len(betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in betas):
+            raise ConfigError(f"{KEY}.betas", list(betas), "two numbers in [0, 1)")
         self.path = os.path.join(output_dir, filename)
         self.thresholds, self.digits = [float(t) for t in thresholds], [int(d) for d in digits]
         self.trials_per_digit, self.max_steps, self.seed = trials_per_digit, max_steps, seed
