@@ -258,9 +258,14 @@ def test_model_without_gradients_is_refused_before_any_work(tmp_path):
     cb = FoolingAttack(str(tmp_path))
     trainer = SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True, loggers=[],
                               global_step=0)
-    with pytest.raises(ValueError, match="OneClassSVMModel has no log_probs_with_scorer"):
-        cb.on_test_end(trainer, OneClassSVMModel())
+    with pytest.raises(ConfigError, match=r"^callbacks.fooling.thresholds=\[0.9, 0.99\] is "
+                                          "not allowed: OneClassSVMModel's class scores are "
+                                          "not probabilities: no thresholds, no log_probs"):
+        cb.setup(trainer, OneClassSVMModel(), "test")  # Lightning's first hook of a test
     assert list(tmp_path.iterdir()) == [] and cb.results == {}
+    cb = FoolingAttack(str(tmp_path), digits=[0, 10])
+    with pytest.raises(ConfigError, match=r"^callbacks.fooling.digits=\[0, 10\]"):
+        cb.check(tiny_model())
 
 
 def test_bad_config_names_the_key():

@@ -95,6 +95,8 @@ BAD_INPUTS = [
     (["data=mnist_openset", "data.known_classes=[12]"], "data.known_classes=[12]"),
     (["data=mnist_oneclass", "data.digit=10"], "data.digit=10"),
     (["model=resnet"], "Could not find 'model/resnet'"),
+    (["model=ocsvm"], "error: callbacks.test_accuracy.thresholds=[0.9, 0.99] is not allowed: "
+                      "OneClassSVMModel's class scores are not probabilities"),
     (["data.download=false", "paths.data_dir=/nonexistent/mnist"], "data.download=false"),
 ]
 

@@ -21,6 +21,7 @@ from overgen.callbacks.checkpoint_config import (
     RngStateInCheckpoint,
 )
 from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
+from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import CheckpointError, ConfigError, OvergenError
 from overgen.runs import METRICS_FILE, completed_metrics, earlier_runs
 from overgen.utils.ddp import join_this_job
@@ -69,6 +70,9 @@ def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
         raise ConfigError("model.num_classes", getattr(model, "num_classes", None),
                           f"{datamodule.num_classes}, the data's number of classes")
     callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks") + extra_callbacks
+    for cb in callbacks:
+        if isinstance(cb, Thresholded):
+            cb.check(model)
     if int(os.environ.get("LOCAL_RANK", 0)) == 0 and hasattr(datamodule, "prepare_data"):
         datamodule.prepare_data()
     loggers = _instantiate_all(cfg.get("logger"), "logger")
@@ -139,6 +143,14 @@ def _resume_point(cfg: DictConfig, earlier: list) -> tuple[str | None, str | Non
     return str(last), load_checkpoint(str(last))[CHECKPOINT_KEY].get("wandb_id")
 
 
+def _save_fitted(trainer: pl.Trainer, model: pl.LightningModule, dirpath: str) -> None:
+    """``{dirpath}/last.ckpt`` of a model fitted without a training loop (its fitted state
+    in its ``state_dict``), written by the trainer like any checkpoint (the run's config
+    included), so ``evaluate.py`` and ``load_model`` read it like any other."""
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(os.path.join(dirpath, "last.ckpt"))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit ``cfg.model`` on ``cfg.data``, test it with the evaluation callbacks, write
     ``metrics.json`` in the run dir and return the metrics.
@@ -170,6 +182,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule, model, callbacks, trainer = _build(cfg, extra)
     if hasattr(model, "fit_without_trainer"):  # e.g. scikit-learn baselines
         model.fit_without_trainer(datamodule)
+        _save_fitted(trainer, model, cfg.checkpoint.dirpath)
     else:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     trainer.test(model, datamodule=datamodule)

@@ -21,7 +21,9 @@ from overgen.attacks.fgn import (
     trial_targets,
 )
 from overgen.callbacks.accuracy import threshold_key
+from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
+from overgen.models.base import ScoringModule
 from overgen.utils.io import atomic_savefig
 
 KEY = "callbacks.fooling"
@@ -59,7 +61,7 @@ def gather(result: FoolingResult) -> FoolingResult:
     return FoolingResult.merge(parts)
 
 
-class FoolingAttack(pl.Callback):
+class FoolingAttack(Thresholded):
     """Runs ``overgen.attacks.fool`` on the tested model in ``on_test_end`` (after
     ``train.py``'s fit + test, or ``evaluate.py`` on a checkpoint). Under DDP rank ``r``
     runs the trials ``i`` with ``i % world == r``; results are gathered and written on
@@ -99,14 +101,17 @@ class FoolingAttack(pl.Callback):
         self.target, self.generator = target, generator
         self.results: dict[str, object] = {}
 
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not callable(getattr(pl_module, "log_probs_with_scorer", None)):
-            raise ConfigError("callbacks", "fooling", f"a model with gradients: "
-                              f"{type(pl_module).__name__} has no log_probs_with_scorer")
-        num_classes = getattr(pl_module, "num_classes", None)
-        if num_classes is not None and not all(0 <= d < num_classes for d in self.digits):
+    key = f"{KEY}.thresholds"
+
+    def check(self, model: ScoringModule) -> None:
+        """The model's scores at ``thresholds`` (and its ``log_probs``), and ``digits`` among
+        its classes."""
+        super().check(model)
+        if not all(0 <= d < model.num_classes for d in self.digits):
             raise ConfigError(f"{KEY}.digits", self.digits,
-                              f"class indices below the model's {num_classes} classes")
+                              f"class indices below the model's {model.num_classes} classes")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: ScoringModule) -> None:
         targets = trial_targets(self.digits, self.trials_per_digit)
         mine = torch.arange(trainer.global_rank, len(targets), trainer.world_size)
         dtype = next(pl_module.parameters()).dtype
