@@ -294,6 +294,7 @@ def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
     assert metrics["fooling/trials"] == 2 and metrics["fooling/max_steps"] == 3
     assert metrics["fooling/target"] == "y" and metrics["fooling/optimizer"] == "adam"
     assert metrics["fooling/lr"] == 0.01
+    assert metrics["run/alpha@0.90"] is None and metrics["run/alpha@0.99"] is None  # a CNN
     assert os.path.getsize(metrics["figure/fooling"]) > 0
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
     cfg = compose_cfg("evaluate", [*TINY, f"ckpt_path={ckpt}", "trainer.limit_test_batches=1"],

@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import ROOT, TINY, compose_cfg
 
+from overgen.errors import ConfigError
 from overgen.tasks import evaluate, load_model, train
 
 FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
@@ -63,12 +64,25 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     for key in ("run/steps", "run/epochs"):
         assert again[key] == metrics[key]
     assert metrics["run/sigma"] == 0.2 and "+known=3" in metrics["run/overrides"]
+    for m in (metrics, again):  # the alpha paired with each threshold (conf/model/dae_sym.yaml)
+        assert (m["run/alpha"], m["run/alpha@0.90"], m["run/alpha@0.99"]) == (20.0, 20.0, 3.0)
     assert again["test/acc"] == pytest.approx(metrics["test/acc"])
     assert again["test/mse"] == pytest.approx(metrics["test/mse"])
     model = load_model(str(ckpt))  # the run's own config: the dAE with Hutchinson, 2 probes
     assert not model.training and (model.method, model.probes) == ("hutchinson", 2)
     saved = torch.load(ckpt, weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+def test_unpaired_threshold_is_refused_before_any_work(tmp_path, mnist_dir):
+    cfg = compose_cfg("train", ["model=dae_sym", *FAST], tmp_path)
+    cfg.model.alpha_at = {0.9: 20.0}
+    with pytest.raises(ConfigError, match=r"^model.alpha_at=\{0.9: 20.0\} is not allowed: an "
+                                          r"alpha paired with every threshold of "
+                                          r"callbacks.test_accuracy.thresholds; unpaired: "
+                                          r"0.99$"):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("model", [["model=cool"],

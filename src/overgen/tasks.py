@@ -15,6 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from overgen.callbacks.accuracy import threshold_key
 from overgen.callbacks.checkpoint_config import (
     CHECKPOINT_KEY,
     ConfigInCheckpoint,
@@ -83,9 +84,14 @@ def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
 
 
 def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
-                     datamodule: pl.LightningDataModule,
+                     datamodule: pl.LightningDataModule, model: pl.LightningModule,
                      choices: dict[str, Any]) -> dict[str, Any]:
-    """Flat ``metrics.json``: every logged test metric, callback results and run facts."""
+    """Flat ``metrics.json``: every logged test metric, callback results and run facts;
+    ``run/alpha@t``: the alpha the model paired with each threshold ``t`` the callbacks
+    judged at (``None`` for models without one)."""
+    alpha_for = getattr(model, "alpha_for", None)
+    thresholds = sorted({t for cb in callbacks if isinstance(cb, Thresholded)
+                         for t in cb.thresholds})
     metrics: dict[str, Any] = {
         k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
     }
@@ -100,6 +106,8 @@ def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
         "run/curvature": OmegaConf.select(cfg, "model.curvature"),
         **{f"run/{k}": OmegaConf.select(cfg, f"model.{k}") for k in ("sigma", "alpha", "beta",
                                                                      "lambda_l2", "probes")},
+        **{threshold_key("run/alpha", t): alpha_for(t) if alpha_for else None
+           for t in thresholds},
         "run/overrides": task_overrides(),
         "run/train_classes": list(datamodule.train_classes),
     })
@@ -186,7 +194,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     else:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     trainer.test(model, datamodule=datamodule)
-    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, group_choices())
+    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, group_choices())
     metrics["run/resumed_from"] = ckpt_path
     _write_metrics(cfg, trainer, metrics)
     return metrics
@@ -246,7 +254,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(model, datamodule=datamodule)
     saved_choices = ckpt[CHECKPOINT_KEY].get("choices") or {}
     choices = {k: v if v is not None else saved_choices.get(k) for k, v in group_choices().items()}
-    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, choices)
+    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, choices)
     metrics["run/ckpt_path"] = os.path.abspath(cfg.ckpt_path)
     # the training behind the numbers is the checkpoint's, not this (test-only) trainer's
     metrics["run/epochs"], metrics["run/steps"] = ckpt.get("epoch", 0), ckpt.get("global_step", 0)
