@@ -69,6 +69,8 @@ class FoolingAttack(Thresholded):
     the successful trials, None when none), per threshold, the settings, and
     ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``."""
 
+    key = f"{KEY}.thresholds"
+
     def __init__(self, output_dir: str, thresholds: Sequence[float] = (0.90, 0.99),
                  digits: Sequence[int] = tuple(range(10)), trials_per_digit: int = 20,
                  max_steps: int = 10_000, optimizer: str = "adam", lr: float | None = None,
@@ -100,8 +102,6 @@ class FoolingAttack(Thresholded):
         self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
         self.target, self.generator = target, generator
         self.results: dict[str, object] = {}
-
-    key = f"{KEY}.thresholds"
 
     def check(self, model: ScoringModule) -> None:
         """The model's scores at ``thresholds`` (and its ``log_probs``), and ``digits`` among
