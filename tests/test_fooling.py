@@ -20,6 +20,7 @@ from overgen import tasks
 from overgen.attacks import fool, init_trial, trial_targets
 from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
 from overgen.callbacks import FoolingAttack
+from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier, OneClassSVMModel, ScoringModule
 from overgen.networks import ConvClassifier, ConvDAE
 
@@ -257,9 +258,14 @@ def test_model_without_gradients_is_refused_before_any_work(tmp_path):
     cb = FoolingAttack(str(tmp_path))
     trainer = SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True, loggers=[],
                               global_step=0)
-    with pytest.raises(ValueError, match="OneClassSVMModel has no log_probs_with_scorer"):
-        cb.on_test_end(trainer, OneClassSVMModel())
+    with pytest.raises(ConfigError, match=r"^callbacks.fooling.thresholds=\[0.9, 0.99\] is "
+                                          "not allowed: OneClassSVMModel's class scores are "
+                                          "not probabilities: no thresholds, no log_probs"):
+        cb.setup(trainer, OneClassSVMModel(), "test")  # Lightning's first hook of a test
     assert list(tmp_path.iterdir()) == [] and cb.results == {}
+    cb = FoolingAttack(str(tmp_path), digits=[0, 10])
+    with pytest.raises(ConfigError, match=r"^callbacks.fooling.digits=\[0, 10\]"):
+        cb.check(tiny_model())
 
 
 def test_bad_config_names_the_key():
@@ -267,6 +273,11 @@ def test_bad_config_names_the_key():
         FoolingAttack("out", optimizer="rmsprop")
     with pytest.raises(ValueError, match="callbacks.fooling.target"):
         FoolingAttack("out", target="logits")
+    for kwargs in ({"lr": "abc"}, {"lr": 0}, {"eps": -1.0}, {"betas": [0.9]},
+                   {"betas": [0.9, 1.0]}, {"betas": ["a", 0.9]}):
+        key = next(iter(kwargs))
+        with pytest.raises(ConfigError, match=rf"^callbacks\.fooling\.{key}="):
+            FoolingAttack("out", **kwargs)
 
 
 def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
@@ -283,6 +294,7 @@ def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
     assert metrics["fooling/trials"] == 2 and metrics["fooling/max_steps"] == 3
     assert metrics["fooling/target"] == "y" and metrics["fooling/optimizer"] == "adam"
     assert metrics["fooling/lr"] == 0.01
+    assert metrics["run/alpha@0.90"] is None and metrics["run/alpha@0.99"] is None  # a CNN
     assert os.path.getsize(metrics["figure/fooling"]) > 0
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
     cfg = compose_cfg("evaluate", [*TINY, f"ckpt_path={ckpt}", "trainer.limit_test_batches=1"],

@@ -101,6 +101,56 @@ def test_ood_against_sklearn_and_torchmetrics(seed):
     assert fpr_at_tpr(scores, known, 0.95) == m["fpr@95tpr"]
 
 
+def brute_fpr_at_tpr(scores: torch.Tensor, positive: torch.Tensor, tpr: float) -> float:
+    """The smallest FPR over every distinct score as threshold (accept ``>= t``) whose TPR
+    reaches ``tpr``."""
+    s, pos = scores.double().numpy(), positive.numpy()
+    return min((s[~pos] >= t).mean() for t in np.unique(s) if (s[pos] >= t).mean() >= tpr)
+
+
+def test_fpr_at_tpr_quantized_scores_hand_worked():
+    # scores 20, 20, 19, 19, ..., 1, 1; each pair one known, one unknown: threshold 2
+    # accepts 19 of the 20 known (TPR 0.95) and 19 of the 20 unknown (FPR 0.95). The ROC
+    # curve is the diagonal, whose collinear corners drop_intermediate would drop.
+    scores = torch.arange(20, 0, -1).repeat_interleave(2)
+    known = torch.arange(40) % 2 == 0
+    assert fpr_at_tpr(scores, known, 0.95) == pytest.approx(0.95)
+    assert brute_fpr_at_tpr(scores, known, 0.95) == pytest.approx(0.95)
+    assert ood_metrics(scores.float(), known)["fpr@95tpr"] == pytest.approx(0.95)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("levels", [3, 8, 40])
+def test_fpr_at_tpr_tied_scores_against_brute_force(seed, levels):
+    g = torch.Generator().manual_seed(seed)
+    known = torch.rand(300, generator=g) < 0.5
+    known[:2] = torch.tensor([True, False])  # both groups present
+    # few distinct values, known a little higher: many ties inside and across the groups
+    scores = (torch.rand(300, generator=g) * levels + known * levels / 4).floor() / levels
+    for tpr in (0.5, 0.9, 0.95, 1.0):
+        assert fpr_at_tpr(scores, known, tpr) == pytest.approx(
+            brute_fpr_at_tpr(scores, known, tpr)), tpr
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fpr_at_tpr_on_collinear_corners_against_brute_force(seed):
+    # runs of score levels, each level of a run holding the same numbers of known and
+    # unknown samples: equal ROC steps, the corners roc_curve's drop_intermediate drops
+    g = torch.Generator().manual_seed(seed)
+    known, unknown, level = [], [], 0
+    for _ in range(4):
+        length, k, u = torch.randint(2, 8, (3,), generator=g).tolist()
+        for _ in range(length):
+            known += [level] * k
+            unknown += [level] * u
+            level -= 1
+    scores = torch.tensor(known + unknown, dtype=torch.float64)
+    positive = torch.arange(len(scores)) < len(known)
+    for tpr in (0.3, 0.5, 0.9, 0.95):
+        assert fpr_at_tpr(scores, positive, tpr) == pytest.approx(
+            brute_fpr_at_tpr(scores, positive, tpr)), tpr
+
+
 @pytest.mark.parametrize("in_dist", [[True] * 3, [False] * 3])
 def test_ood_none_when_one_group_is_empty(in_dist):
     m = ood_metrics(torch.rand(3), torch.tensor(in_dist))

@@ -9,7 +9,7 @@ from conftest import compose_cfg
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
-from overgen.errors import CheckpointError
+from overgen.errors import CheckpointError, ConfigError
 from overgen.models import Classifier, DAEClassifier
 from overgen.models.base import build_network, network_config
 from overgen.models.classifier import cool_loss
@@ -49,7 +49,34 @@ def test_dae_threshold_skips_gamma_but_keeps_decisions():
         gated = model.class_scores(x, threshold=t)
         assert torch.equal(full.amax(-1) >= t, gated.amax(-1) >= t)
         assert (gated >= full - 1e-12).all()  # skipped samples carry the upper bound
-    assert model.alpha_for(0.99) == 3.0 and model.alpha_for(0.5) == 20.0
+    assert model.alpha_for(0.99) == 3.0 and model.alpha_for(0.9) == 20.0
+
+
+def test_dae_refuses_a_threshold_without_a_paired_alpha():
+    model = DAEClassifier(MLPDAE(), alpha=40.0, alpha_at={0.9: 20.0, 0.99: 3.0}, num_classes=3)
+    assert model.alpha_for(None) == 40.0  # no threshold (rankings): model.alpha
+    with pytest.raises(ConfigError, match=r"^model.alpha_at=\{0.9: 20.0, 0.99: 3.0\} is not "
+                                          r"allowed: an alpha paired with threshold 0.5$"):
+        model.alpha_for(0.5)
+    with pytest.raises(ConfigError, match=r"^model.alpha_at=\{0.9: 20.0, 0.99: 3.0\} is not "
+                                          r"allowed: an alpha paired with every threshold of "
+                                          r"callbacks.x.thresholds; unpaired: 0.95, 0.5$"):
+        model.check_thresholds([0.9, 0.95, 0.99, 0.5], "callbacks.x.thresholds")
+    model.check_thresholds([0.99, 0.9], "callbacks.x.thresholds")  # all paired: no error
+    with pytest.raises(ConfigError, match="paired with threshold 0.900001$"):
+        model.class_scores(torch.randn(2, 2), threshold=0.9 + 1e-6)
+
+
+def test_rings_model_pairs_its_alpha_with_the_callbacks_thresholds(tmp_path):
+    cfg = compose_cfg("train", ["experiment=rings2d"], tmp_path)
+    model = instantiate(cfg.model)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    thresholds = [t for cb in callbacks for t in getattr(cb, "thresholds", [])]
+    assert sorted(thresholds) == [0.9, 0.99]
+    for cb in callbacks:
+        if hasattr(cb, "check"):
+            cb.check(model)  # refuses nothing
+    assert [model.alpha_for(t) for t in thresholds] == [model.alpha] * 2 == [40.0, 40.0]
 
 
 def test_dae_l2_penalty_covers_weights_only():
@@ -81,7 +108,7 @@ def test_dae_bad_options_name_the_key(key, kwargs):
 def test_class_scores_at_shares_gamma_across_thresholds(monkeypatch):
     torch.manual_seed(1)
     model = DAEClassifier(ConvDAE(), curvature="hutchinson", probes=4,
-                          alpha_at={0.9: 20.0, 0.99: 3.0}).double()
+                          alpha_at={0.0: 20.0, 0.5: 20.0}).double()
     x = torch.rand(6, 1, 28, 28, dtype=torch.float64)
     calls = []
     curvature = model.curvature
@@ -160,3 +187,24 @@ def test_network_config_from_a_checkpoint_builds_only_overgen_networks():
         build_network({"_target_": "os.system", "command": "true"})
     assert network_config(torch.nn.Linear(2, 2)) is None  # a foreign network: not stored
     assert build_network(network_config(net)).init_args == net.init_args
+
+
+@pytest.mark.parametrize("overrides,width", [(["model=cnn"], 10), (["model=cool"], 100),
+                                             (["model=cool", "model.omega=5"], 50)])
+def test_cool_head_width_follows_omega(overrides, width, tmp_path):
+    model = instantiate(compose_cfg("train", overrides, tmp_path).model)
+    assert model.network.head.out_features == width == 10 * model.omega
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 3, 9, 9])
+    scores = model.class_scores(x)
+    assert scores.shape == (4, 10) and ((scores >= 0) & (scores <= 1)).all()
+    logits = model(x).unflatten(-1, (10, model.omega))  # by hand: omega^omega prod_j a_kj
+    expected = model.omega ** model.omega * logits.flatten(1).softmax(-1).unflatten(
+        -1, (10, model.omega)).prod(-1)
+    torch.testing.assert_close(scores, expected)
+    assert torch.isfinite(model.training_step((x, y), 0))
+
+
+def test_classifier_refuses_a_head_of_the_wrong_width():
+    with pytest.raises(ConfigError, match=r"^model.network.num_outputs=100 is not allowed: "
+                                          r"model.num_classes \* model.omega = 50"):
+        Classifier(ConvClassifier(100), omega=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -13,7 +14,9 @@ from sklearn.svm import OneClassSVM
 from overgen.data import MNISTDataModule
 from overgen.errors import ConfigError
 from overgen.models import OneClassSVMModel
-from overgen.tasks import train
+from overgen.models.ocsvm import svm_gamma
+from overgen.scores import svm_decision
+from overgen.tasks import evaluate, train
 
 SMALL = [*TINY, "trainer.limit_test_batches=2"]
 
@@ -33,12 +36,65 @@ def test_ocsvm_scores_are_sklearn_decision_function(mnist_dir):
                                ref.decision_function(x[:50].flatten(1).double().numpy()),
                                rtol=1e-5, atol=1e-6)
     assert (scores.argmax(1) == 3).all()
+    # the fitted state is the state_dict, plain tensors: a fresh model loads it
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = OneClassSVMModel(max_train=100)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        fresh.class_scores(x[:2])
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    assert torch.equal(fresh.class_scores(x[:50]), scores)
+    assert fresh.support.shape[1] == 784 and fresh.train_classes.tolist() == [3]
 
 
-@pytest.mark.parametrize("bad", [0, -3, 1.5, "all"])
-def test_ocsvm_rejects_bad_max_train(bad):
-    with pytest.raises(ConfigError, match="model.max_train"):
-        OneClassSVMModel(max_train=bad)
+@pytest.mark.parametrize("kernel,gamma", [("rbf", 0.05), ("rbf", "scale"), ("rbf", "auto"),
+                                          ("linear", "scale")])
+def test_svm_decision_equals_sklearn(kernel, gamma):
+    g = torch.Generator().manual_seed(0)
+    x, test = torch.rand(300, 20, generator=g).double(), torch.rand(50, 20, generator=g).double()
+    test[:10] += 1.0  # outliers too
+    ref = OneClassSVM(kernel=kernel, nu=0.2, gamma=gamma).fit(x.numpy())
+    assert len(ref.support_vectors_) > 10
+    got = svm_decision(test, torch.as_tensor(ref.support_vectors_),
+                       torch.as_tensor(ref.dual_coef_[0]), torch.as_tensor(ref.intercept_[0]),
+                       svm_gamma(gamma, x), kernel)
+    np.testing.assert_allclose(got.numpy(), ref.decision_function(test.numpy()),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_svm_gamma_by_hand():
+    x = torch.tensor([[0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)  # var 3/16, D = 2
+    assert svm_gamma("scale", x) == pytest.approx(1 / (2 * 3 / 16))
+    assert svm_gamma("auto", x) == 0.5 and svm_gamma(0.3, x) == 0.3
+    assert svm_gamma("scale", torch.ones(3, 2)) == 1.0
+
+
+@pytest.mark.parametrize("key,kwargs", [
+    ("model.max_train", {"max_train": 0}), ("model.max_train", {"max_train": -3}),
+    ("model.max_train", {"max_train": 1.5}), ("model.max_train", {"max_train": "all"}),
+    ("model.kernel", {"kernel": "poly"}), ("model.gamma", {"gamma": "big"}),
+    ("model.gamma", {"gamma": 0}), ("model.nu", {"nu": 0}),
+])
+def test_ocsvm_rejects_bad_options(key, kwargs):
+    with pytest.raises(ConfigError, match=rf"^{key}="):
+        OneClassSVMModel(**kwargs)
+
+
+@pytest.mark.parametrize("callbacks,key", [
+    (["callbacks=default"], "callbacks.test_accuracy.thresholds"),
+    (["callbacks=openset", "~callbacks.test_accuracy"], "callbacks.openset.threshold"),
+    (["callbacks=[oneclass,fooling]"], "callbacks.fooling.thresholds"),
+])
+def test_ocsvm_refuses_threshold_callbacks_before_any_work(callbacks, key, tmp_path,
+                                                          monkeypatch):
+    cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", *callbacks, *SMALL],
+                      tmp_path)
+    monkeypatch.setattr(OneClassSVMModel, "fit_without_trainer", None)  # never reached
+    with pytest.raises(ConfigError, match=rf"^{key}=\[0\.9.* OneClassSVMModel's class "
+                                          "scores are not probabilities"):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
 
 
 def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir):
@@ -47,7 +103,16 @@ def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir):
     train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["oneclass/digit"] == 7 and m["run/train_classes"] == [7]
-    assert m["run/steps"] == 0 and not (tmp_path / "checkpoints").exists()
+    assert m["run/steps"] == 0
+    # the fitted SVM is in a checkpoint: evaluate.py reproduces the run's numbers
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert set(torch.load(ckpt, weights_only=True)["state_dict"]) == {
+        "support", "dual_coef", "intercept", "gamma_value", "train_classes"}
+    again = evaluate(compose_cfg("evaluate", [f"ckpt_path={ckpt}", *SMALL], tmp_path / "eval"))
+    assert again["oneclass/auroc"] == m["oneclass/auroc"]
+    assert again["run/model"] == "ocsvm" and again["run/steps"] == 0
+    assert (json.loads((tmp_path / "eval" / "roc.json").read_text())
+            == json.loads((tmp_path / "roc.json").read_text()))
     roc = json.loads((tmp_path / m["oneclass/roc_file"]).read_text())
     assert roc["digit"] == 7 and roc["auroc"] == m["oneclass/auroc"]
     fpr, tpr = np.array(roc["fpr"]), np.array(roc["tpr"])

@@ -42,13 +42,16 @@ def _table_one(root: Path) -> None:
     _run(root, "t1/2", **fooling, **{
         "run/model": "dae_sym", "run/data": "mnist", "run/curvature": "hutchinson",
         "test/acc": 0.985, "test/mse": 0.003, "fooling/rate@0.90": 0.0,
-        "fooling/steps@0.90": None})
+        "fooling/steps@0.90": None, "run/alpha": 20.0, "run/alpha@0.90": 20.0,
+        "run/alpha@0.99": 3.0})
 
 
 def _openset(root: Path) -> None:
     def point(model, k, subset, f1, auroc, curvature=None):
         _run(root, f"os/{model}_{k}_{subset}", **{
             "run/model": model, "run/data": "mnist_openset", "run/curvature": curvature,
+            "run/alpha@0.90": 20.0 if curvature else None,
+            "run/alpha@0.99": 3.0 if curvature else None,
             "test/acc": 0.9, "openset/f1": f1, "openset/known": k, "openset/threshold": 0.99,
             "openset/openness": 1 - (k / 10) ** 0.5, "ood/auroc": auroc})
     point("cnn", 2, 0, 0.6, 0.8)
@@ -95,6 +98,9 @@ def test_table_one(report):
             "| n=1, epochs=3 |") in md
     assert "200 trials per run, at most 10000 updates" in md
     assert "COOL" not in md.split("## Fig. 4")[0]  # no paper row without runs of that model
+    table_one_text = md.split("## Table I")[1].split("## Fig. 4")[0]
+    assert ("The dAE's alpha per threshold: dae_sym (hutchinson curvature): alpha 20 at "
+            "0.90, 3 at 0.99.") in table_one_text
 
 
 def test_openset(report):
@@ -105,6 +111,10 @@ def test_openset(report):
     assert "| 10 | 0.000 | 0.900 ± 0.000 (n=1) | – |" in md
     assert "| cnn | 0.850 [n=2] | – | – | – | n=3, epochs=3 |" in md
     assert "threshold 0.99" in md
+    openset_text = md.split("## Fig. 4")[1].split("## Fig. 5")[0]
+    # only the open-set threshold's alpha; cnn has none
+    assert ("The dAE's alpha at the threshold: dae_sym (exact curvature): alpha 3 at 0.99."
+            in openset_text)
 
 
 def test_oneclass(report):

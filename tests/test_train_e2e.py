@@ -12,6 +12,7 @@ import torch
 from conftest import ROOT, TINY, compose_cfg
 
 import overgen
+from overgen.errors import ConfigError
 from overgen.models import DAEClassifier
 from overgen.tasks import evaluate, train
 
@@ -66,6 +67,8 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     for key in ("run/steps", "run/epochs"):
         assert again[key] == metrics[key]
     assert metrics["run/sigma"] == 0.2 and "+known=3" in metrics["run/overrides"]
+    for m in (metrics, again):  # the alpha paired with each threshold (conf/model/dae_sym.yaml)
+        assert (m["run/alpha"], m["run/alpha@0.90"], m["run/alpha@0.99"]) == (20.0, 20.0, 3.0)
     assert again["test/acc"] == pytest.approx(metrics["test/acc"])
     assert again["test/mse"] == pytest.approx(metrics["test/mse"])
     assert again["run/curvature"] == "hutchinson"  # +curvature came with the saved model
@@ -80,6 +83,17 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
         torch.manual_seed(0)  # the same Hutchinson probes
         scores.append(m.class_scores(x, gate=False))
     assert torch.equal(*scores)
+
+
+def test_unpaired_threshold_is_refused_before_any_work(tmp_path, mnist_dir):
+    cfg = compose_cfg("train", ["model=dae_sym", *FAST], tmp_path)
+    cfg.model.alpha_at = {0.9: 20.0}
+    with pytest.raises(ConfigError, match=r"^model.alpha_at=\{0.9: 20.0\} is not allowed: an "
+                                          r"alpha paired with every threshold of "
+                                          r"callbacks.test_accuracy.thresholds; unpaired: "
+                                          r"0.99$"):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("model", [["model=cool"],
@@ -108,6 +122,8 @@ BAD_INPUTS = [
     (["+known=3"], "error: known=3 is not allowed: the number of known digits, only with "
                    "data=mnist_openset"),
     (["model=resnet"], "Could not find 'model/resnet'"),
+    (["model=ocsvm"], "error: callbacks.test_accuracy.thresholds=[0.9, 0.99] is not allowed: "
+                      "OneClassSVMModel's class scores are not probabilities"),
     (["data.download=false", "paths.data_dir=/nonexistent/mnist"], "data.download=false"),
 ]
 
@@ -119,6 +135,34 @@ def test_bad_input_exits_with_one_clear_message(args, message, tmp_path, mnist_d
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not list((tmp_path / "logs").rglob("checkpoints/*.ckpt"))
+
+
+CONSTRUCTOR_ERRORS = [
+    (["model=dae_sym", "model.network.unpool=bilinear"],
+     "model.network.unpool='bilinear' is not allowed: one of ['switches', 'nearest']"),
+    (["model=cool", "model.omega=5", "model.network.num_outputs=100"],
+     "model.network.num_outputs=100 is not allowed: model.num_classes * model.omega = 50"),
+    (["callbacks=[default,fooling]", "callbacks.fooling.lr=abc"],
+     "callbacks.fooling.lr='abc' is not allowed: a positive number"),
+    (["callbacks=[default,fooling]", "callbacks.fooling.betas=[0.9,2]"],
+     "callbacks.fooling.betas=[0.9, 2] is not allowed: two numbers in [0, 1)"),
+    # no component names its key: the node that failed, its settings and the error
+    (["model=dae_sym", "++model.network.foo=1"],
+     "model.network={'num_classes': 10, 'tied': True, 'unpool': 'switches', 'foo': 1} is "
+     "not allowed: TypeError: ConvDAE.__init__() got an unexpected keyword argument 'foo'"),
+]
+
+
+@pytest.mark.parametrize("args,line", CONSTRUCTOR_ERRORS)
+def test_constructor_errors_exit_with_one_line_before_any_work(args, line, tmp_path,
+                                                               mnist_dir):
+    proc = _cli("train.py", *args, tmp_path=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [e for e in proc.stderr.splitlines() if "error" in e.lower()]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {line}"), errors
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "full_key" not in proc.stderr  # not Hydra's multi-line report
+    assert not list((tmp_path / "logs").rglob("*.ckpt"))
 
 
 def _relative_data_dir(tmp_path, mnist_dir, corrupt: str | None = None) -> str:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
+
+from omegaconf import OmegaConf
 
 if TYPE_CHECKING:
     from overgen.models import ScoringModule
 
 __version__ = "0.1.0"
+
+# ``${overgen.mul:a,b}``: the product, for config values derived from others (the
+# classifier head's width ``num_classes * omega``, conf/model/cnn.yaml). Registered on
+# import: train.py, evaluate.py and ``overgen.load`` import overgen before any config is
+# resolved.
+OmegaConf.register_new_resolver("overgen.mul", lambda *xs: math.prod(xs), replace=True)
 
 
 def load(path: str) -> ScoringModule:
@@ -19,7 +28,6 @@ def load(path: str) -> ScoringModule:
     """
     # imported here: ``import overgen`` loads neither torch nor Lightning
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     from overgen.callbacks.checkpoint_config import CHECKPOINT_KEY
     from overgen.tasks import load_checkpoint

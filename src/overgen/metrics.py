@@ -91,8 +91,15 @@ def _numpy(t: Tensor) -> np.ndarray:
 
 def fpr_at_tpr(scores: Tensor, positive: Tensor, tpr: float = 0.95) -> float:
     """The smallest FPR over thresholds whose TPR is ``>= tpr``; ``scores, positive: [N]``,
-    higher scores = more positive."""
-    fprs, tprs, _ = roc_curve(_numpy(positive).astype(bool), _numpy(scores))
+    higher scores = more positive.
+
+    Every distinct score is a threshold (``drop_intermediate=False``): the dropped collinear
+    corners of the ROC curve are operating points too, and with tied (quantized) scores the
+    first one that reaches ``tpr`` may be among them. TPR and FPR grow together as the
+    threshold falls, so the first point whose TPR reaches ``tpr`` has the smallest FPR.
+    """
+    fprs, tprs, _ = roc_curve(_numpy(positive).astype(bool), _numpy(scores),
+                              drop_intermediate=False)
     return float(fprs[np.searchsorted(tprs, tpr, side="left")])
 
 

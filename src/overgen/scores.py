@@ -154,3 +154,19 @@ def cool_scores(logits: Tensor, omega: int) -> Tensor:
     """
     logp = logits.log_softmax(-1).unflatten(-1, (-1, omega))
     return torch.exp(omega * math.log(omega) + logp.sum(-1))
+
+
+SVM_KERNELS = ("rbf", "linear")
+
+
+def svm_decision(x: Tensor, support: Tensor, dual_coef: Tensor, intercept: Tensor,
+                 gamma: Tensor | float, kernel: str = "rbf") -> Tensor:
+    """A fitted SVM's decision function ``sum_i a_i K(s_i, x) + b`` (scikit-learn's
+    ``decision_function``): ``x: [B, D]``, support vectors ``s: [S, D]``, dual coefficients
+    ``a: [S]``, intercept ``b`` -> ``[B]``. ``K(s, x) = exp(-gamma ||s - x||^2)`` (rbf) or
+    ``<s, x>`` (linear)."""
+    dots = x @ support.T
+    if kernel == "rbf":
+        sq = (x * x).sum(1, keepdim=True) - 2 * dots + (support * support).sum(1)
+        dots = torch.exp(-gamma * sq.clamp_min(0))
+    return dots @ dual_coef + intercept

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from overgen.callbacks.accuracy import threshold_key
 from overgen.callbacks.checkpoint_config import (
     CHECKPOINT_KEY,
     ConfigInCheckpoint,
     RngStateInCheckpoint,
 )
 from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
-from overgen.errors import CheckpointError, ConfigError
+from overgen.callbacks.thresholded import Thresholded
+from overgen.errors import CheckpointError, ConfigError, OvergenError
 from overgen.runs import METRICS_FILE, completed_metrics, earlier_runs
 from overgen.scores import CURVATURE_METHODS
 from overgen.utils.ddp import join_this_job
@@ -29,11 +33,34 @@ from overgen.utils.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 
-def _instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a dict-of-configs group (callbacks, loggers)."""
+def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """``instantiate(node, **kwargs)`` of the config at ``key``. A ``ValueError`` or
+    ``TypeError`` from a component's constructor (a value it refuses, an argument it does
+    not take) becomes a ``ConfigError`` on the innermost node that failed (Hydra's
+    ``full_key``) with that node's settings, so the entry points print one line
+    (``error.json`` keeps the traceback). Components that know their key raise
+    ``ConfigError`` themselves, which passes through unchanged."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, OvergenError) or not isinstance(cause, (ValueError, TypeError)):
+            raise
+        found = re.search(rf"^full_key: {re.escape(key)}\.(\S+)$", str(e), re.MULTILINE)
+        failed = OmegaConf.select(node, found.group(1)) if found else node
+        settings = {k: v for k, v in OmegaConf.to_container(failed, resolve=True).items()
+                    if not k.startswith("_") and not isinstance(v, (dict, list))}
+        raise ConfigError(f"{key}.{found.group(1)}" if found else key, settings,
+                          f"{type(cause).__name__}: {cause}") from e
+
+
+def _instantiate_all(group: DictConfig | None, key: str) -> list[Any]:
+    """Instantiate every ``_target_`` entry of the dict-of-configs group ``key``
+    (callbacks, loggers)."""
     if not group:
         return []
-    return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+    return [_instantiate(c, f"{key}.{name}") for name, c in group.items()
+            if isinstance(c, DictConfig) and "_target_" in c]
 
 
 def _check_shared_keys(cfg: DictConfig) -> None:
@@ -52,25 +79,33 @@ def _check_shared_keys(cfg: DictConfig) -> None:
 def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
     """Data, model, callbacks, loggers and trainer from ``cfg``; validates before any work."""
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
+    datamodule = _instantiate(cfg.data, "data")
+    model = _instantiate(cfg.model, "model")
     if getattr(model, "num_classes", None) != datamodule.num_classes:
         raise ConfigError("model.num_classes", getattr(model, "num_classes", None),
                           f"{datamodule.num_classes}, the data's number of classes")
+    callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks") + extra_callbacks
+    for cb in callbacks:
+        if isinstance(cb, Thresholded):
+            cb.check(model)
     if int(os.environ.get("LOCAL_RANK", 0)) == 0 and hasattr(datamodule, "prepare_data"):
         datamodule.prepare_data()
-    callbacks = _instantiate_all(cfg.get("callbacks")) + extra_callbacks
-    loggers = _instantiate_all(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    loggers = _instantiate_all(cfg.get("logger"), "logger")
+    trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if trainer.world_size > 1:
         join_this_job()
     return datamodule, model, callbacks, trainer
 
 
 def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
-                     datamodule: pl.LightningDataModule,
+                     datamodule: pl.LightningDataModule, model: pl.LightningModule,
                      choices: dict[str, Any]) -> dict[str, Any]:
-    """Flat ``metrics.json``: every logged test metric, callback results and run facts."""
+    """Flat ``metrics.json``: every logged test metric, callback results and run facts;
+    ``run/alpha@t``: the alpha the model paired with each threshold ``t`` the callbacks
+    judged at (``None`` for models without one)."""
+    alpha_for = getattr(model, "alpha_for", None)
+    thresholds = sorted({t for cb in callbacks if isinstance(cb, Thresholded)
+                         for t in cb.thresholds})
     metrics: dict[str, Any] = {
         k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
     }
@@ -85,6 +120,8 @@ def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
         "run/curvature": OmegaConf.select(cfg, "model.curvature"),
         **{f"run/{k}": OmegaConf.select(cfg, f"model.{k}") for k in ("sigma", "alpha", "beta",
                                                                      "lambda_l2", "probes")},
+        **{threshold_key("run/alpha", t): alpha_for(t) if alpha_for else None
+           for t in thresholds},
         "run/overrides": task_overrides(),
         "run/train_classes": list(datamodule.train_classes),
     })
@@ -128,6 +165,14 @@ def _resume_point(cfg: DictConfig, earlier: list) -> tuple[str | None, str | Non
     return str(last), load_checkpoint(str(last))[CHECKPOINT_KEY].get("wandb_id")
 
 
+def _save_fitted(trainer: pl.Trainer, model: pl.LightningModule, dirpath: str) -> None:
+    """``{dirpath}/last.ckpt`` of a model fitted without a training loop (its fitted state
+    in its ``state_dict``), written by the trainer like any checkpoint (the run's config
+    included), so ``evaluate.py`` and ``overgen.load`` read it like any other."""
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(os.path.join(dirpath, "last.ckpt"))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit ``cfg.model`` on ``cfg.data``, test it with the evaluation callbacks, write
     ``metrics.json`` in the run dir and return the metrics.
@@ -154,16 +199,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             return done
     ckpt_path, resume_id = _resume_point(cfg, earlier) if resume else (cfg.ckpt_path, None)
     wandb_id = _set_wandb_id(cfg, resume_id)
-    extra = [instantiate(cfg.checkpoint), RngStateInCheckpoint(),
+    extra = [_instantiate(cfg.checkpoint, "checkpoint"), RngStateInCheckpoint(),
              StopOnNonFiniteLoss(cfg.checkpoint.dirpath),
              ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides, group_choices(), wandb_id)]
     datamodule, model, callbacks, trainer = _build(cfg, extra)
     if hasattr(model, "fit_without_trainer"):  # e.g. scikit-learn baselines
         model.fit_without_trainer(datamodule)
+        _save_fitted(trainer, model, cfg.checkpoint.dirpath)
     else:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     trainer.test(model, datamodule=datamodule)
-    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, group_choices())
+    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, group_choices())
     metrics["run/resumed_from"] = ckpt_path
     _write_metrics(cfg, trainer, metrics)
     return metrics
@@ -217,7 +263,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(model, datamodule=datamodule)
     saved_choices = ckpt[CHECKPOINT_KEY].get("choices") or {}
     choices = {k: v if v is not None else saved_choices.get(k) for k, v in group_choices().items()}
-    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, choices)
+    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, choices)
     metrics["run/ckpt_path"] = os.path.abspath(cfg.ckpt_path)
     # the training behind the numbers is the checkpoint's, not this (test-only) trainer's
     metrics["run/epochs"], metrics["run/steps"] = ckpt.get("epoch", 0), ckpt.get("global_step", 0)

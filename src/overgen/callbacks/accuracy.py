@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
 import torch
 
+from overgen.callbacks.thresholded import Thresholded
 from overgen.metrics import ThresholdedAccuracy
 
 
@@ -15,10 +15,12 @@ def threshold_key(prefix: str, threshold: float) -> str:
     return f"{prefix}@{threshold:.2f}"
 
 
-class TestAccuracy(pl.Callback):
+class TestAccuracy(Thresholded):
     """Plain and thresholded accuracy over the test set: ``class_scores_at`` gives the
     scores at every threshold (each with its paired alpha) in one pass. Plain accuracy
     reuses the argmax, which no per-sample confidence factor changes."""
+
+    key = "callbacks.test_accuracy.thresholds"
 
     def __init__(self, thresholds: Sequence[float] = (0.90, 0.99)) -> None:
         self.thresholds = [float(t) for t in thresholds]

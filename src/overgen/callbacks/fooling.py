@@ -21,10 +21,20 @@ from overgen.attacks.fgn import (
     trial_targets,
 )
 from overgen.callbacks.accuracy import threshold_key
+from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
+from overgen.models.base import ScoringModule
 from overgen.utils.io import atomic_savefig
 
 KEY = "callbacks.fooling"
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive(value: object) -> bool:
+    return _number(value) and value > 0
 
 
 def fooling_figure(result: FoolingResult, digits: Sequence[int]) -> Figure:
@@ -51,13 +61,15 @@ def gather(result: FoolingResult) -> FoolingResult:
     return FoolingResult.merge(parts)
 
 
-class FoolingAttack(pl.Callback):
+class FoolingAttack(Thresholded):
     """Runs ``overgen.attacks.fool`` on the tested model in ``on_test_end`` (after
     ``train.py``'s fit + test, or ``evaluate.py`` on a checkpoint). Under DDP rank ``r``
     runs the trials ``i`` with ``i % world == r``; results are gathered and written on
     rank 0: ``results["fooling/rate@0.90"]``, ``["fooling/steps@0.90"]`` (mean updates of
     the successful trials, None when none), per threshold, the settings, and
     ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``."""
+
+    key = f"{KEY}.thresholds"
 
     def __init__(self, output_dir: str, thresholds: Sequence[float] = (0.90, 0.99),
                  digits: Sequence[int] = tuple(range(10)), trials_per_digit: int = 20,
@@ -77,8 +89,12 @@ class FoolingAttack(pl.Callback):
             raise ConfigError(f"{KEY}.thresholds", thresholds, "a non-empty list in (0, 1]")
         if not digits:
             raise ConfigError(f"{KEY}.digits", digits, "a non-empty list of class indices")
-        if lr is not None and lr <= 0:
+        if lr is not None and not _positive(lr):
             raise ConfigError(f"{KEY}.lr", lr, "a positive number, or null for the default")
+        if not _positive(eps):
+            raise ConfigError(f"{KEY}.eps", eps, "a positive number")
+        if len(betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in betas):
+            raise ConfigError(f"{KEY}.betas", list(betas), "two numbers in [0, 1)")
         self.path = os.path.join(output_dir, filename)
         self.thresholds, self.digits = [float(t) for t in thresholds], [int(d) for d in digits]
         self.trials_per_digit, self.max_steps, self.seed = trials_per_digit, max_steps, seed
@@ -87,14 +103,15 @@ class FoolingAttack(pl.Callback):
         self.target, self.generator = target, generator
         self.results: dict[str, object] = {}
 
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not callable(getattr(pl_module, "log_probs_with_scorer", None)):
-            raise ConfigError("callbacks", "fooling", f"a model with gradients: "
-                              f"{type(pl_module).__name__} has no log_probs_with_scorer")
-        num_classes = getattr(pl_module, "num_classes", None)
-        if num_classes is not None and not all(0 <= d < num_classes for d in self.digits):
+    def check(self, model: ScoringModule) -> None:
+        """The model's scores at ``thresholds`` (and its ``log_probs``), and ``digits`` among
+        its classes."""
+        super().check(model)
+        if not all(0 <= d < model.num_classes for d in self.digits):
             raise ConfigError(f"{KEY}.digits", self.digits,
-                              f"class indices below the model's {num_classes} classes")
+                              f"class indices below the model's {model.num_classes} classes")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: ScoringModule) -> None:
         targets = trial_targets(self.digits, self.trials_per_digit)
         mine = torch.arange(trainer.global_rank, len(targets), trainer.world_size)
         dtype = next(pl_module.parameters()).dtype

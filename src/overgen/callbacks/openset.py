@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 
+from overgen.callbacks.thresholded import Thresholded
 from overgen.metrics import (
     OOD_KEYS,
     CatScores,
@@ -15,7 +15,7 @@ from overgen.metrics import (
 )
 
 
-class OpenSet(pl.Callback):
+class OpenSet(Thresholded):
     """``openset/*`` from pooled counts at ``threshold`` (known digits: the datamodule's
     ``train_classes``) and ``ood/*``: known vs unknown test samples ranked by the max final
     score, all of it judged with the alpha paired with ``threshold``.
@@ -26,8 +26,11 @@ class OpenSet(pl.Callback):
     when every digit is known or when ``ood`` is off.
     """
 
+    key = "callbacks.openset.threshold"
+
     def __init__(self, threshold: float = 0.99, ood: bool = True) -> None:
         self.threshold, self.ood = float(threshold), bool(ood)
+        self.thresholds = [self.threshold]
         self.results: dict = {}
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from overgen import networks
-from overgen.errors import CheckpointError
+from overgen.errors import CheckpointError, ConfigError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # what a checkpoint stores to rebuild a network: {"_target_": "overgen.networks.<class>", **args}
@@ -58,6 +58,9 @@ class ScoringModule(pl.LightningModule):
     """
 
     num_classes: int
+    #: class scores are probabilities with differentiable ``log_probs``: what thresholds
+    #: (accuracy, open set) and the fooling attack need; ranking metrics need neither
+    probabilistic: bool = True
 
     def __init__(self, network: nn.Module | NetworkConfig,
                  optimizer: OptimizerFactory | None = None) -> None:
@@ -86,6 +89,15 @@ class ScoringModule(pl.LightningModule):
         decisions the caller will read; a model may skip costly work for the others, whose
         scores are then only upper bounds."""
         return [self.class_scores(x, threshold=t) for t in thresholds]
+
+    def check_thresholds(self, thresholds: Sequence[float], key: str) -> None:
+        """Raise a ``ConfigError`` unless the scores can be judged at every threshold in
+        ``thresholds``, which the callback setting ``key`` uses; called before any work."""
+        if not self.probabilistic:
+            raise ConfigError(key, list(thresholds),
+                              f"{type(self).__name__}'s class scores are not probabilities: "
+                              "no thresholds, no log_probs to attack (ranking callbacks "
+                              "only, e.g. callbacks=oneclass)")
 
     def log_probs(self, x: Tensor) -> Tensor:
         """Unscaled class log-probabilities ``log y(x)``, ``[B, C]`` (differentiable)."""

@@ -19,7 +19,8 @@ def cool_loss(logits: Tensor, y: Tensor, omega: int) -> Tensor:
 
 class Classifier(ScoringModule):
     """``network: x -> logits [B, num_classes * omega]``; scores = COOL aggregation
-    (``omega^omega prod_j a_(k,j)``), which for ``omega = 1`` is the softmax."""
+    (``omega^omega prod_j a_(k,j)``), which for ``omega = 1`` is the softmax. A network
+    that states its width (``num_outputs``) must have exactly ``num_classes * omega``."""
 
     def __init__(self, network: nn.Module | NetworkConfig,
                  optimizer: OptimizerFactory | None = None, omega: int = 1,
@@ -27,6 +28,11 @@ class Classifier(ScoringModule):
         super().__init__(network, optimizer)
         if not isinstance(omega, int) or omega < 1:
             raise ConfigError("model.omega", omega, "a positive integer (1 = plain softmax)")
+        width = getattr(network, "num_outputs", None)
+        if width is not None and width != num_classes * omega:
+            raise ConfigError("model.network.num_outputs", width,
+                              f"model.num_classes * model.omega = {num_classes * omega} "
+                              "(its default follows them)")
         self.save_hyperparameters(ignore=["network", "optimizer"])
         self.omega, self.num_classes = omega, num_classes
 

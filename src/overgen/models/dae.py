@@ -38,7 +38,8 @@ class DAEClassifier(ScoringModule):
     + lambda_l2 * sum 0.5 ||W||^2`` (weights only), ``x~ = x + N(0, sigma^2)``, and
     ``x_in = x~`` (``classifier_input: noisy``) or ``x`` (``clean``).
     Scores: ``c(x) softmax(y(x))`` on clean inputs, ``c`` from ``overgen.scores`` with
-    ``alpha`` chosen per threshold from ``alpha_at`` (``model.alpha`` when unpaired).
+    the ``alpha`` paired with the threshold in ``alpha_at`` (docs/method.md); ``model.alpha``
+    for scores without a threshold (rankings). A threshold without a pair is refused.
     """
 
     def __init__(
@@ -92,14 +93,29 @@ class DAEClassifier(ScoringModule):
         """``log softmax(y(x))``, the classifier alone, ``[B, C]``."""
         return self(x).log_softmax(-1)
 
+    def _paired(self, threshold: float) -> float | None:
+        return next((a for t, a in self.alpha_at.items() if abs(t - threshold) < 1e-9), None)
+
     def alpha_for(self, threshold: float | None) -> float:
-        """The alpha paired with ``threshold`` in ``alpha_at``, else ``model.alpha``."""
+        """The alpha paired with ``threshold`` in ``alpha_at``; ``model.alpha`` for
+        ``None`` (no threshold). A threshold without a pair raises ``ConfigError``."""
         if threshold is None:
             return self.alpha
-        for t, a in self.alpha_at.items():
-            if abs(t - threshold) < 1e-9:
-                return a
-        return self.alpha
+        alpha = self._paired(threshold)
+        if alpha is None:
+            raise ConfigError("model.alpha_at", self.alpha_at,
+                              f"an alpha paired with threshold {threshold:g}")
+        return alpha
+
+    def check_thresholds(self, thresholds: Sequence[float], key: str) -> None:
+        """Every threshold that ``key`` (a callback's setting) uses needs its alpha in
+        ``alpha_at``."""
+        super().check_thresholds(thresholds, key)
+        unpaired = [t for t in thresholds if self._paired(t) is None]
+        if unpaired:
+            raise ConfigError("model.alpha_at", self.alpha_at,
+                              f"an alpha paired with every threshold of {key}; unpaired: "
+                              f"{', '.join(f'{t:g}' for t in unpaired)}")
 
     def curvature(self, x: Tensor) -> Tensor:
         """``gamma(x) = (trace(dr/dx) - D) / D``, ``[B]`` (method ``model.curvature``).

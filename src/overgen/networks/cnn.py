@@ -39,6 +39,7 @@ class ConvClassifier(nn.Module):
     def __init__(self, num_outputs: int = 10) -> None:
         super().__init__()
         self.init_args = {"num_outputs": num_outputs}
+        self.num_outputs = num_outputs
         self.encoder = ConvEncoder()
         self.head = nn.Linear(HIDDEN, num_outputs)
 

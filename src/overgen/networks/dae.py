@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from overgen.errors import ConfigError
 from overgen.networks.cnn import HIDDEN, ConvEncoder
 
 UNPOOL_MODES = ("switches", "nearest")
@@ -43,7 +44,7 @@ class ConvDAE(nn.Module):
     def __init__(self, num_classes: int = 10, tied: bool = True, unpool: str = "switches"):
         super().__init__()
         if unpool not in UNPOOL_MODES:
-            raise ValueError(f"unpool={unpool!r} is not one of {UNPOOL_MODES}")
+            raise ConfigError("model.network.unpool", unpool, f"one of {list(UNPOOL_MODES)}")
         self.init_args = {"num_classes": num_classes, "tied": tied, "unpool": unpool}
         self.tied, self.unpool_mode = tied, unpool
         self.encoder = ConvEncoder()

@@ -25,6 +25,8 @@ from overgen.report.tables import (
     OOD_KEYS,
     PAPER_AUC,
     PAPER_EPOCHS,
+    THRESHOLDS,
+    alpha_settings,
     fooling_settings,
     oneclass_digit_table,
     oneclass_table,
@@ -64,6 +66,8 @@ def table_one_blocks(runs: list[dict]) -> list[Block]:
             f"'paper' are the paper's values (SPEC.md §3, {PAPER_EPOCHS} epochs), not ours.")
     if any(has_prefix(r, "fooling/") for r in runs):
         text += f" Fooling: {fooling_settings(runs)}."
+    if alpha := alpha_settings(runs, list(THRESHOLDS)):
+        text += f" The dAE's alpha per threshold: {alpha}."
     return [("h", 2, "Table I: accuracy and fooling"), ("p", text),
             ("table", table_one(runs))]
 
@@ -74,11 +78,15 @@ def openset_blocks(runs: list[dict], out: str) -> list[Block]:
     if not points:
         return []
     threshold = listed(runs, "openset/threshold")
+    text = (f"F-measure (pooled counts, threshold {threshold}) against openness; mean and "
+            "std (ddof 0) over the subsets of each K, n = number of subsets (runs). The "
+            "paper's claim: the dAE above CNN and COOL at every openness.")
+    thresholds = [f"{t:.2f}" for t in sorted(set(values(runs, "openset/threshold")))]
+    if alpha := alpha_settings(runs, thresholds):
+        text += f" The dAE's alpha at the threshold: {alpha}."
     blocks = [
         ("h", 2, "Fig. 4: open set"),
-        ("p", f"F-measure (pooled counts, threshold {threshold}) against openness; mean and "
-              "std (ddof 0) over the subsets of each K, n = number of subsets (runs). The "
-              "paper's claim: the dAE above CNN and COOL at every openness."),
+        ("p", text),
         ("img", _save(openset_figure(points, threshold), out, "fig4_openset.png"),
          "F-measure vs openness, std over subsets as error bars"),
         ("table", openset_table(points, runs)),

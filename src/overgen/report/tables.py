@@ -71,6 +71,18 @@ def fooling_settings(runs: list[dict]) -> str:
             f"{listed(runs, 'fooling/max_steps')} updates")
 
 
+def alpha_settings(runs: list[dict], thresholds: list[str]) -> str:
+    """The alpha each setting paired with each threshold (``run/alpha@t``), e.g.
+    ``dae_sym (exact curvature): alpha 20 at 0.90, 3 at 0.99``; ``""`` when no run has one."""
+    parts = []
+    for name, g in group(runs).items():
+        pairs = [f"{listed(g, f'run/alpha@{t}')} at {t}" for t in thresholds
+                 if values(g, f"run/alpha@{t}")]
+        if pairs:
+            parts.append(f"{name}: alpha {', '.join(pairs)}")
+    return "; ".join(parts)
+
+
 def openset_table(points: dict[str, list[dict]], runs: list[dict]) -> Table:
     """Fig. 4 as numbers: F mean ± std (n subsets) per K and setting."""
     groups = group(runs)
