@@ -57,14 +57,19 @@ class FoolingAttack(pl.Callback):
     runs the trials ``i`` with ``i % world == r``; results are gathered and written on
     rank 0: ``results["fooling/rate@0.90"]``, ``["fooling/steps@0.90"]`` (mean updates of
     the successful trials, None when none), per threshold, the settings, and
-    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``."""
+    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``.
+
+    ``state_dir`` (set by ``train.py`` to the folder of the checkpoint it tests): each
+    rank saves its attack there (``fooling_state.pt``, ``fooling_state.rank1.pt``, ...)
+    every ``save_every`` updates and on SIGTERM / SIGINT, and a resumed job continues
+    it. ``save_every: null`` saves nothing; the ``linear`` generator needs it."""
 
     def __init__(self, output_dir: str, thresholds: Sequence[float] = (0.90, 0.99),
                  digits: Sequence[int] = tuple(range(10)), trials_per_digit: int = 20,
                  max_steps: int = 10_000, optimizer: str = "adam", lr: float | None = None,
                  betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
                  target: str = "y", generator: str = "rank1", seed: int = 0,
-                 filename: str = "fooling.png") -> None:
+                 filename: str = "fooling.png", save_every: int | None = 500) -> None:
         for key, value, allowed in (("optimizer", optimizer, OPTIMIZERS),
                                     ("target", target, TARGETS),
                                     ("generator", generator, GENERATORS)):
@@ -79,12 +84,18 @@ class FoolingAttack(pl.Callback):
             raise ConfigError(f"{KEY}.digits", digits, "a non-empty list of class indices")
         if lr is not None and lr <= 0:
             raise ConfigError(f"{KEY}.lr", lr, "a positive number, or null for the default")
+        if save_every is not None and (not isinstance(save_every, int) or save_every < 1):
+            raise ConfigError(f"{KEY}.save_every", save_every, "a positive integer or null")
+        if save_every is not None and generator != "rank1":
+            raise ConfigError(f"{KEY}.save_every", save_every, f"null with {KEY}.generator="
+                              f"{generator} (only the rank1 generator's state is saved)")
         self.path = os.path.join(output_dir, filename)
         self.thresholds, self.digits = [float(t) for t in thresholds], [int(d) for d in digits]
         self.trials_per_digit, self.max_steps, self.seed = trials_per_digit, max_steps, seed
         self.optimizer, self.betas, self.eps = optimizer, tuple(betas), eps
         self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
         self.target, self.generator = target, generator
+        self.save_every, self.state_dir = save_every, None
         self.results: dict[str, object] = {}
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -98,9 +109,14 @@ class FoolingAttack(pl.Callback):
         targets = trial_targets(self.digits, self.trials_per_digit)
         mine = torch.arange(trainer.global_rank, len(targets), trainer.world_size)
         dtype = next(pl_module.parameters()).dtype
+        saving = {}
+        if self.state_dir is not None and self.save_every is not None:
+            rank = f".rank{trainer.global_rank}" if trainer.global_rank else ""
+            saving = {"save_to": os.path.join(self.state_dir, f"fooling_state{rank}.pt"),
+                      "save_every": self.save_every}
         result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
                       self.optimizer, self.lr, self.betas, self.eps, self.target,
-                      self.generator, self.seed, pl_module.device, dtype)
+                      self.generator, self.seed, pl_module.device, dtype, **saving)
         result = gather(result)
         if trainer.is_global_zero:
             self._report(trainer, result)
