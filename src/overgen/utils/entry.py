@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -14,10 +15,10 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from overgen.errors import ConfigError, OvergenError
-from overgen.runs import record_failure
+from overgen.runs import JobRunning, job_lock, record_failure
 from overgen.utils import stop
 from overgen.utils.ddp import isolated_job
-from overgen.utils.hydra_run import is_multirun
+from overgen.utils.hydra_run import is_multirun, task_overrides
 from overgen.utils.paths import absolute_paths
 
 log = logging.getLogger("overgen")
@@ -75,17 +76,22 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> f
     A user error prints one line and exits with code 2 (single run); inside a multirun it
     is logged and re-raised so the sweep records the failed job. SIGTERM / SIGINT stop
     the process (a whole sweep) at the next safe point: one line, exit code 143 / 130.
+    A job that another live process runs is skipped with one line.
     """
     failed = True
     stop.install()
     try:
         absolute_paths(cfg)
-        with isolated_job():
+        lock = job_lock(os.path.join(cfg.paths.log_dir, cfg.task_name), task_overrides())
+        with isolated_job(), lock:
             metrics = task(cfg)
         failed = False
         stop.check("everything: this job finished")
     except (stop.Stopped, SIGTERMException) as exc:
         _stopped(cfg, exc)
+    except JobRunning as busy:
+        _say(f"skipped: {busy}")
+        return None
     except Exception as exc:
         _record(cfg, exc)
         err = _user_error(exc)
