@@ -282,3 +282,26 @@ def test_unreadable_metrics_count_as_unfinished_and_are_named(tmp_path):
     (new,) = _metrics(p for p in logs.rglob("metrics.json") if p != metrics)
     assert new["run/resumed_from"] and new["run/steps"] == 5  # evaluated again, not trained
     assert _comparable(new) == _comparable(whole)
+
+
+def test_unwritable_log_dir_fails_before_any_work(tmp_path):
+    blocker = tmp_path / "logs"
+    blocker.write_text("a file where the log dir should be\n")  # root writes any folder
+    for sweep in ([], ["-m"]):
+        proc = _train(*sweep, *RINGS, "trainer.max_steps=5", log_dir=blocker)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"error: paths.log_dir={str(blocker)!r} is not allowed: a folder this user can "
+            "write (FileExistsError: File exists)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+
+
+@pytest.mark.parametrize("devices", ["auto", "2,gpu"])
+def test_slurm_launcher_needs_a_number_of_devices_before_submitting(devices, tmp_path):
+    proc = _train("-m", "hydra/launcher=slurm", "trainer=ddp", f"trainer.devices={devices}",
+                  *RINGS, log_dir=tmp_path / "logs")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: trainer.devices={devices.split(',')[-1]!r} is not allowed: a positive whole "
+        "number with hydra/launcher=slurm (SLURM's nodes, tasks and GPUs per node)")
+    assert not (tmp_path / "logs").exists()  # nothing submitted, no sweep dir
