@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import socket
 from types import SimpleNamespace
 
@@ -23,6 +24,7 @@ from overgen.callbacks import FoolingAttack
 from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier, OneClassSVMModel, ScoringModule
 from overgen.networks import ConvClassifier, ConvDAE
+from overgen.utils import stop
 
 THRESHOLDS = (0.5, 0.9)
 TARGETS = trial_targets([0, 3, 7], 2)
@@ -254,6 +256,46 @@ def test_ddp_gather_equals_one_process(tmp_path):
     assert ddp == one and one["fooling/trials"] == 6 and one["fooling/rate@0.50"] > 0
 
 
+def test_stop_mid_update_saves_the_attack_and_it_continues_as_uninterrupted(tmp_path,
+                                                                            monkeypatch):
+    """A stop signal raised inside the model's forward pass (as the dAE's curvature loop
+    raises it) saves the state before that update; a second call continues from it."""
+    model, path = tiny_model(), tmp_path / "fooling_state.pt"
+    full = attack(model)
+    forward, calls = model.log_probs_with_scorer, []
+
+    def signalled_at_update_13(x):
+        calls.append(1)
+        if len(calls) == 14:
+            monkeypatch.setattr(stop, "_received", signal.SIGTERM)
+            stop.check()
+        return forward(x)
+
+    monkeypatch.setattr(model, "log_probs_with_scorer", signalled_at_update_13)
+    with pytest.raises(stop.Stopped) as stopped:
+        attack(model, save_to=str(path), save_every=5)
+    assert stopped.value.signum == signal.SIGTERM
+    assert stopped.value.saved == f"the fooling attack at update 13 in {path}"
+    assert torch.load(path, weights_only=True)["step"] == 13
+    monkeypatch.setattr(stop, "_received", None)
+    resumed = attack(model, save_to=str(path), save_every=5)
+    assert len(calls) == 14 + (25 - 13 + 1)  # updates 13..25 again, not 0..25
+    for key in ("success", "steps", "image"):
+        assert torch.equal(getattr(resumed, key), getattr(full, key)), key
+
+
+def test_saved_attack_of_other_settings_is_ignored(tmp_path, caplog):
+    model, path = tiny_model(), str(tmp_path / "fooling_state.pt")
+    attack(model, max_steps=10, save_to=path, save_every=5)
+    assert torch.load(path, weights_only=True)["step"] == 10
+    other = attack(model, lr=1e-4, save_to=path, save_every=5)
+    assert "saved by an attack with other settings or another model" in caplog.text
+    fresh = attack(model, lr=1e-4)
+    assert torch.equal(other.success, fresh.success) and torch.equal(other.image, fresh.image)
+    with pytest.raises(ValueError, match="linear generator's state is not saved"):
+        attack(model, generator="linear", save_to=path)
+
+
 def test_model_without_gradients_is_refused_before_any_work(tmp_path):
     cb = FoolingAttack(str(tmp_path))
     trainer = SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True, loggers=[],
@@ -278,6 +320,10 @@ def test_bad_config_names_the_key():
         key = next(iter(kwargs))
         with pytest.raises(ConfigError, match=rf"^callbacks\.fooling\.{key}="):
             FoolingAttack("out", **kwargs)
+    with pytest.raises(ValueError, match=r"callbacks.fooling.save_every=500 is not allowed: "
+                       r"null with callbacks.fooling.generator=linear"):
+        FoolingAttack("out", generator="linear")
+    FoolingAttack("out", generator="linear", save_every=None)
 
 
 def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):

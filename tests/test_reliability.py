@@ -244,3 +244,64 @@ def test_resume_from_a_corrupt_checkpoint_stops_and_keeps_it(tmp_path):
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: ckpt_path={str(ckpt)!r} is not a readable checkpoint"), line
     assert ckpt.read_bytes() == before and not list(logs.rglob("metrics.json"))
+
+
+def test_second_launch_of_a_live_job_is_skipped_and_a_dead_one_holds_no_lock(tmp_path):
+    logs = tmp_path / "logs"
+    job = [*RINGS, "trainer.max_steps=50000", "checkpoint.every_n_train_steps=100"]
+    first = _train(*job, log_dir=logs, wait=False)
+    deadline = time.time() + 300
+    while not list(logs.rglob("last.ckpt")) and time.time() < deadline:
+        time.sleep(0.05)
+    second = _train(*job, "resume=true", log_dir=logs)
+    assert second.returncode == 0, second.stderr[-2000:]
+    line = second.stderr.strip().splitlines()[-1]
+    assert line.startswith("skipped: this job runs in process "), line
+    assert f":{first.pid} already (it holds {logs / 'rings2d' / '.locks'}" in line, line
+    assert len(list(logs.rglob("last.ckpt"))) == 1  # the second launch did nothing
+
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    third = _train(*job, "resume=true", log_dir=logs, wait=False)  # the lock died with it
+    while len(list(logs.rglob("last.ckpt"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    third.send_signal(signal.SIGTERM)
+    assert third.wait(timeout=60) == 143, third.stderr.read()[-2000:]
+
+
+def test_unreadable_metrics_count_as_unfinished_and_are_named(tmp_path):
+    logs = tmp_path / "logs"
+    first = _train(*RINGS, "trainer.max_steps=5", log_dir=logs)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (metrics,) = logs.rglob("metrics.json")
+    whole = json.loads(metrics.read_text())
+    metrics.write_text(metrics.read_text()[:100])  # cut short, as by a full disk
+    again = _train(*RINGS, "trainer.max_steps=5", "resume=true", log_dir=logs)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{metrics} is unreadable" in again.stdout + again.stderr
+    (new,) = _metrics(p for p in logs.rglob("metrics.json") if p != metrics)
+    assert new["run/resumed_from"] and new["run/steps"] == 5  # evaluated again, not trained
+    assert _comparable(new) == _comparable(whole)
+
+
+def test_unwritable_log_dir_fails_before_any_work(tmp_path):
+    blocker = tmp_path / "logs"
+    blocker.write_text("a file where the log dir should be\n")  # root writes any folder
+    for sweep in ([], ["-m"]):
+        proc = _train(*sweep, *RINGS, "trainer.max_steps=5", log_dir=blocker)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"error: paths.log_dir={str(blocker)!r} is not allowed: a folder this user can "
+            "write (FileExistsError: File exists)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+
+
+@pytest.mark.parametrize("devices", ["auto", "2,gpu"])
+def test_slurm_launcher_needs_a_number_of_devices_before_submitting(devices, tmp_path):
+    proc = _train("-m", "hydra/launcher=slurm", "trainer=ddp", f"trainer.devices={devices}",
+                  *RINGS, log_dir=tmp_path / "logs")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: trainer.devices={devices.split(',')[-1]!r} is not allowed: a positive whole "
+        "number with hydra/launcher=slurm (SLURM's nodes, tasks and GPUs per node)")
+    assert not (tmp_path / "logs").exists()  # nothing submitted, no sweep dir

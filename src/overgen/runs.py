@@ -1,17 +1,27 @@
 """Runs across invocations: find an earlier run of the same job, tell whether it finished,
-record why one failed. A job is its task and its command-line overrides (Hydra writes them
-to ``<run dir>/.hydra/overrides.yaml``), whatever dir or sweep it ran in."""
+record why one failed, keep two launches of one job from running at once. A job is its
+task and its command-line overrides (Hydra writes them to
+``<run dir>/.hydra/overrides.yaml``), whatever dir or sweep it ran in."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import logging
+import os
+import socket
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from overgen.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.json"
@@ -47,14 +57,56 @@ def earlier_runs(search_dir: str | Path, overrides: list[str]) -> list[Path]:
 
 
 def completed_metrics(run_dir: str | Path, required: str | None) -> dict[str, Any] | None:
-    """The run's ``metrics.json`` if it is complete (readable, with ``required``)."""
+    """The run's ``metrics.json`` if it is complete (readable, with ``required``); a file
+    that exists but does not parse (cut short) is warned about."""
+    path = Path(run_dir) / METRICS_FILE
     try:
-        metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
-    except (OSError, ValueError):
+        metrics = json.loads(path.read_text())
+    except OSError:
+        return None
+    except ValueError as e:
+        log.warning("%s is unreadable (%s): that run counts as unfinished", path, e)
         return None
     if not isinstance(metrics, dict) or (required is not None and required not in metrics):
         return None
     return metrics
+
+
+class JobRunning(Exception):
+    """Another live process runs this job."""
+
+
+def _first_process() -> bool:
+    """Not one of the extra ranks of a DDP job (started by Lightning or by SLURM)."""
+    return all(os.environ.get(k, "0") == "0" for k in ("LOCAL_RANK", "NODE_RANK",
+                                                       "SLURM_PROCID"))
+
+
+@contextmanager
+def job_lock(search_dir: str | Path, overrides: list[str]) -> Iterator[None]:
+    """Hold the job's lock file ``<search_dir>/.locks/<hash of its overrides>.lock``
+    (``flock``) while the block runs; ``JobRunning`` when another live process holds it.
+    The kernel drops the lock when its process ends, however it ends. Extra DDP ranks
+    run under their first rank's lock."""
+    if not _first_process():
+        yield
+        return
+    job = " ".join(job_overrides(overrides))
+    path = Path(search_dir) / ".locks" / f"{hashlib.sha256(job.encode()).hexdigest()[:16]}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().split(" ", 1)[0] or "?"  # host:pid
+            raise JobRunning(f"this job runs in process {holder} already (it holds {path}); "
+                             "not started twice") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{socket.gethostname()}:{os.getpid()} {job}\n")
+        f.flush()
+        yield
 
 
 def record_failure(run_dir: str | Path, exc: BaseException) -> Path:

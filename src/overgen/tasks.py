@@ -22,6 +22,8 @@ from overgen.callbacks.checkpoint_config import (
     RngStateInCheckpoint,
 )
 from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
+from overgen.callbacks.fooling import FoolingAttack
+from overgen.callbacks.stop import StopOnSignal
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import CheckpointError, ConfigError, OvergenError
 from overgen.runs import METRICS_FILE, completed_metrics, earlier_runs
@@ -29,6 +31,7 @@ from overgen.scores import CURVATURE_METHODS
 from overgen.utils.ddp import join_this_job
 from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
 from overgen.utils.io import atomic_write_json
+from overgen.utils.stop import Stopped
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,8 @@ def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
     if getattr(model, "num_classes", None) != datamodule.num_classes:
         raise ConfigError("model.num_classes", getattr(model, "num_classes", None),
                           f"{datamodule.num_classes}, the data's number of classes")
-    callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks") + extra_callbacks
+    callbacks = (_instantiate_all(cfg.get("callbacks"), "callbacks") + extra_callbacks
+                 + [StopOnSignal()])
     for cb in callbacks:
         if isinstance(cb, Thresholded):
             cb.check(model)
@@ -173,6 +177,15 @@ def _save_fitted(trainer: pl.Trainer, model: pl.LightningModule, dirpath: str) -
     trainer.save_checkpoint(os.path.join(dirpath, "last.ckpt"))
 
 
+def _tested_checkpoint(cfg: DictConfig, ckpt_path: str | None) -> str | None:
+    """The ``last.ckpt`` holding the weights under test: this run's, else the one it
+    resumed from (a finished training, which ``fit`` skipped); None without one."""
+    for path in (os.path.join(cfg.checkpoint.dirpath, "last.ckpt"), ckpt_path):
+        if path and os.path.isfile(path):
+            return path
+    return None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit ``cfg.model`` on ``cfg.data``, test it with the evaluation callbacks, write
     ``metrics.json`` in the run dir and return the metrics.
@@ -180,7 +193,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     In a multirun, or with ``resume=true``, a job whose earlier run has a complete
     ``metrics.json`` is skipped (``overwrite=true`` runs it again). ``resume=true`` (or
     ``ckpt_path=last``) continues the newest earlier run's ``checkpoints/last.ckpt``,
-    with its W&B run id.
+    with its W&B run id; a finished training is not trained again, and the fooling
+    attack continues from the state it saved beside that checkpoint.
     """
     for key in ("resume", "overwrite"):
         if not isinstance(cfg.get(key), bool):
@@ -208,7 +222,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _save_fitted(trainer, model, cfg.checkpoint.dirpath)
     else:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    trainer.test(model, datamodule=datamodule)
+    tested = _tested_checkpoint(cfg, ckpt_path)
+    for cb in callbacks:
+        if isinstance(cb, FoolingAttack) and tested:
+            cb.state_dir = os.path.dirname(tested)
+    try:
+        trainer.test(model, datamodule=datamodule)
+    except Stopped as stopped:
+        if tested:
+            stopped.saved = " and ".join(filter(None, [f"the trained model in {tested}",
+                                                       stopped.saved]))
+        raise
     metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, group_choices())
     metrics["run/resumed_from"] = ckpt_path
     _write_metrics(cfg, trainer, metrics)

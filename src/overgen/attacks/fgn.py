@@ -12,21 +12,31 @@ All trials run as one batch through the model (samples never interact, so the gr
 of the summed loss is each trial's own gradient); finished trials leave the batch.
 Nothing here needs a Trainer: a model is anything with the ``ScoringModule`` methods
 ``log_probs_with_scorer``, ``class_scores`` and ``class_scores_at``.
+
+With ``save_to``, the rank-1 attack saves its whole state there every ``save_every``
+updates and when a stop signal arrives (``overgen.utils.stop``), and a later call with the
+same settings and model continues from it: the result equals an uninterrupted attack's.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from overgen.attacks.state import SavedAttack, rng_state, set_rng_state, weights_digest
 from overgen.models.base import Scorer, ScoringModule, fresh_scorer
+from overgen.utils import stop
+
+log = logging.getLogger(__name__)
 
 SIDE = 28
 D = SIDE * SIDE
@@ -108,6 +118,19 @@ class Rank1Generators:
         """Drop the generators where ``mask`` is False."""
         self.a, self.m, self.v = self.a[mask].detach(), self.m[mask], self.v[mask]
         self.z_l1, self.z_sq = self.z_l1[mask], self.z_sq[mask]
+
+    STATE = ("a", "m", "v", "z_l1", "z_sq")
+
+    def state(self) -> dict[str, Any]:
+        """Everything the next updates depend on (CPU tensors, the Adam step ``t``)."""
+        return {**{k: getattr(self, k).detach().cpu() for k in self.STATE}, "t": self.t}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Continue from ``state()`` (the generators still running then, in order)."""
+        device = self.a.device
+        for k in self.STATE:
+            setattr(self, k, state[k].to(device))
+        self.t = state["t"]
 
 
 class LinearGenerators:
@@ -206,6 +229,8 @@ def fool(
     seed: int = 0,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    save_to: str | None = None,
+    save_every: int = 500,
 ) -> FoolingResult:
     """Attack ``model`` on ``targets [N]`` (digits) with one generator per trial id in
     ``trials [N]`` (default ``0..N-1``); see the module docstring. ``lr=None``:
@@ -218,12 +243,18 @@ def fool(
     is scored only where ``y_t``, an upper bound of its final score, already reaches
     ``tau``; ``"y_tilde"`` minimises ``-log class_scores(x)_t`` (the model's own alpha)
     and scores every update.
+
+    ``save_to`` (a file; rank-1 generators only): save the state there every
+    ``save_every`` updates and on a stop signal, and continue from it when it holds this
+    attack (same arguments, trials and model weights).
     """
     for name, value, allowed in (("optimizer", optimizer, OPTIMIZERS),
                                  ("target", target, TARGETS),
                                  ("generator", generator, GENERATORS)):
         if value not in allowed:
             raise ValueError(f"{name}={value!r} is not one of {allowed}")
+    if save_to is not None and generator != "rank1":
+        raise ValueError(f"save_to: the {generator} generator's state is not saved")
     thresholds = tuple(float(t) for t in thresholds)
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     build = Rank1Generators if generator == "rank1" else LinearGenerators
@@ -237,32 +268,60 @@ def fool(
             success=torch.full((len(targets), len(thresholds)), NEVER, dtype=torch.long),
             steps=torch.full((len(targets),), max_steps, dtype=torch.long),
             image=torch.zeros(len(targets), 1, SIDE, SIDE, dtype=dtype))
+        saved = None if save_to is None else SavedAttack(save_to, save_every, {
+            "trials": trials.tolist(), "targets": targets.tolist(),
+            "thresholds": list(thresholds), "max_steps": max_steps, "optimizer": optimizer,
+            "lr": lr, "betas": list(betas), "eps": eps, "target": target,
+            "generator": generator, "seed": seed, "dtype": str(dtype),
+            "model": weights_digest(model)})
         if len(targets):
             gen = build((init_trial(seed, int(i)) for i in trials), optimizer, lr, betas, eps,
                         device, dtype)
-            _run(gen, model, result, max_steps, target, device)
+            _run(gen, model, result, max_steps, target, device, saved)
     return result
 
 
 def _run(gen, model: ScoringModule, result: FoolingResult, max_steps: int, target: str,
-         device) -> None:
-    """The attack loop; fills ``result.success``, ``.steps`` and ``.image`` in place."""
-    alive = torch.arange(len(result.target))
+         device, saved: SavedAttack | None = None) -> None:
+    """The attack loop; fills ``result.success``, ``.steps`` and ``.image`` in place.
+    At the top of iteration ``step`` the state is whole (``step`` updates done); a stop
+    signal raised anywhere in the iteration saves that state."""
+    alive, start = torch.arange(len(result.target)), 0
+    state = saved.load() if saved is not None else None
+    if state is not None:
+        alive, start = state["alive"], state["step"]
+        gen.load(state["generators"])
+        for k in ("success", "steps", "image"):
+            getattr(result, k).copy_(state[k])
+        set_rng_state(state["rng"], device)
+        log.info("fooling: continuing from %s at update %d", saved.path, start)
     x = gen.images()
-    for step in range(max_steps + 1):
-        t = result.target[alive].to(device)
-        with torch.set_grad_enabled(step < max_steps):
-            if target == "y":
-                log_probs, scorer = model.log_probs_with_scorer(x)
-                logp = log_probs.gather(1, t[:, None]).squeeze(1)
-                bound = logp.detach().exp()
-            else:
-                score = model.class_scores(x).gather(1, t[:, None]).squeeze(1)
-                logp, bound = score.clamp_min(torch.finfo(x.dtype).tiny).log(), None
-                scorer = fresh_scorer(model, x)
+    for step in range(start, max_steps + 1):
+        if saved is not None:
+            rng = rng_state(device)
+            if step > start and step % saved.every == 0:
+                saved.save(step, gen, alive, result, rng)
+        try:
+            stop.check()
+            t = result.target[alive].to(device)
+            with torch.set_grad_enabled(step < max_steps):
+                if target == "y":
+                    log_probs, scorer = model.log_probs_with_scorer(x)
+                    logp = log_probs.gather(1, t[:, None]).squeeze(1)
+                    bound = logp.detach().exp()
+                else:
+                    score = model.class_scores(x).gather(1, t[:, None]).squeeze(1)
+                    logp, bound = score.clamp_min(torch.finfo(x.dtype).tiny).log(), None
+                    scorer = fresh_scorer(model, x)
+            if step > 0:
+                _check(scorer, t, bound, result, alive, step)
+        except stop.Stopped as stopped:  # nothing above changed the state
+            if saved is not None:
+                saved.save(step, gen, alive, result, rng)
+                stopped.saved = f"the fooling attack at update {step} in {saved.path}"
+            raise
         keep = torch.ones(len(alive), dtype=torch.bool)
         if step > 0:
-            _check(scorer, t, bound, result, alive, step)
             keep = (result.success[alive] == NEVER).any(1)
             result.image[alive[~keep]] = x.detach()[~keep.to(x.device)].cpu()
             result.steps[alive[~keep]] = step

@@ -54,5 +54,11 @@ class PeriodicCheckpoint(ModelCheckpoint):
     final weights."""
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if self.save_last and self._last_global_step_saved != trainer.global_step:
+        self.save_last_now(trainer)
+
+    def save_last_now(self, trainer) -> str:
+        """Write ``last.ckpt`` for the current step (with ``save_last``) unless it holds
+        that step already; its path ("" when none is written)."""
+        if self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        return self.last_model_path

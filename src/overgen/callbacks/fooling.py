@@ -67,7 +67,12 @@ class FoolingAttack(Thresholded):
     runs the trials ``i`` with ``i % world == r``; results are gathered and written on
     rank 0: ``results["fooling/rate@0.90"]``, ``["fooling/steps@0.90"]`` (mean updates of
     the successful trials, None when none), per threshold, the settings, and
-    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``."""
+    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``.
+
+    ``state_dir`` (set by ``train.py`` to the folder of the checkpoint it tests): each
+    rank saves its attack there (``fooling_state.pt``, ``fooling_state.rank1.pt``, ...)
+    every ``save_every`` updates and on SIGTERM / SIGINT, and a resumed job continues
+    it. ``save_every: null`` saves nothing; the ``linear`` generator needs it."""
 
     key = f"{KEY}.thresholds"
 
@@ -76,7 +81,7 @@ class FoolingAttack(Thresholded):
                  max_steps: int = 10_000, optimizer: str = "adam", lr: float | None = None,
                  betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
                  target: str = "y", generator: str = "rank1", seed: int = 0,
-                 filename: str = "fooling.png") -> None:
+                 filename: str = "fooling.png", save_every: int | None = 500) -> None:
         for key, value, allowed in (("optimizer", optimizer, OPTIMIZERS),
                                     ("target", target, TARGETS),
                                     ("generator", generator, GENERATORS)):
@@ -95,12 +100,18 @@ class FoolingAttack(Thresholded):
             raise ConfigError(f"{KEY}.eps", eps, "a positive number")
         if len(betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in betas):
             raise ConfigError(f"{KEY}.betas", list(betas), "two numbers in [0, 1)")
+        if save_every is not None and (not isinstance(save_every, int) or save_every < 1):
+            raise ConfigError(f"{KEY}.save_every", save_every, "a positive integer or null")
+        if save_every is not None and generator != "rank1":
+            raise ConfigError(f"{KEY}.save_every", save_every, f"null with {KEY}.generator="
+                              f"{generator} (only the rank1 generator's state is saved)")
         self.path = os.path.join(output_dir, filename)
         self.thresholds, self.digits = [float(t) for t in thresholds], [int(d) for d in digits]
         self.trials_per_digit, self.max_steps, self.seed = trials_per_digit, max_steps, seed
         self.optimizer, self.betas, self.eps = optimizer, tuple(betas), eps
         self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
         self.target, self.generator = target, generator
+        self.save_every, self.state_dir = save_every, None
         self.results: dict[str, object] = {}
 
     def check(self, model: ScoringModule) -> None:
@@ -115,9 +126,14 @@ class FoolingAttack(Thresholded):
         targets = trial_targets(self.digits, self.trials_per_digit)
         mine = torch.arange(trainer.global_rank, len(targets), trainer.world_size)
         dtype = next(pl_module.parameters()).dtype
+        saving = {}
+        if self.state_dir is not None and self.save_every is not None:
+            rank = f".rank{trainer.global_rank}" if trainer.global_rank else ""
+            saving = {"save_to": os.path.join(self.state_dir, f"fooling_state{rank}.pt"),
+                      "save_every": self.save_every}
         result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
                       self.optimizer, self.lr, self.betas, self.eps, self.target,
-                      self.generator, self.seed, pl_module.device, dtype)
+                      self.generator, self.seed, pl_module.device, dtype, **saving)
         result = gather(result)
         if trainer.is_global_zero:
             self._report(trainer, result)

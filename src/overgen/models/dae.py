@@ -18,6 +18,7 @@ from overgen.scores import (
     jacobian_trace_factored,
     reconstruction_error,
 )
+from overgen.utils import stop
 
 CLASSIFIER_INPUTS = ("noisy", "clean")
 
@@ -135,6 +136,7 @@ class DAEClassifier(ScoringModule):
             return curvature(self.reconstruct, x, self.method, chunk_size=self.chunk_size)
         traces = []
         for xi in x.split(1):
+            stop.check()  # a sample can take seconds on a CPU
             with torch.no_grad():
                 ctx = self.network.encode(xi)[1]
             traces.append(jacobian_trace_factored(

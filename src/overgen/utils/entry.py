@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from overgen.errors import ConfigError, OvergenError
-from overgen.runs import record_failure
+from overgen.runs import JobRunning, job_lock, record_failure
+from overgen.utils import stop
 from overgen.utils.console import quiet_known_noise
 from overgen.utils.ddp import isolated_job
-from overgen.utils.hydra_run import is_multirun
+from overgen.utils.hydra_run import is_multirun, task_overrides
 from overgen.utils.paths import absolute_paths
 
 log = logging.getLogger("overgen")
@@ -45,19 +50,50 @@ def _record(cfg: DictConfig, exc: BaseException) -> None:
         log.warning("could not write error.json: %s", e)
 
 
+def _stopped(cfg: DictConfig, exc: BaseException) -> NoReturn:
+    """One line (what was saved, the command that continues) and exit 128 + signal.
+    Lightning's own ``SIGTERMException`` counts as SIGTERM."""
+    signum = getattr(exc, "signum", signal.SIGTERM)
+    train = "resume" in cfg
+    saved = getattr(exc, "saved", None) or ("nothing new since the last checkpoint" if train
+                                            else "nothing (evaluate.py starts over)")
+    args = [a for a in sys.argv[1:] if a.split("=", 1)[0] != "resume"]
+    again = shlex.join(["python", sys.argv[0], *args, *(["resume=true"] if train else [])])
+    _say(f"stopped by {signal.Signals(signum).name}: saved {saved}; continue with: {again}")
+    sys.exit(128 + signum)
+
+
+def _say(line: str) -> None:
+    """One line for the user: on stderr, or in the job's log inside a sweep."""
+    if is_multirun():
+        log.warning(line)
+    else:
+        print(line, file=sys.stderr)
+
+
 def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float | None:
     """Run ``task(cfg)``; return ``cfg.optimized_metric`` for sweepers.
 
     A user error prints one line and exits with code 2 (single run); inside a multirun it
-    is logged and re-raised so the sweep records the failed job.
+    is logged and re-raised so the sweep records the failed job. SIGTERM / SIGINT stop
+    the process (a whole sweep) at the next safe point: one line, exit code 143 / 130.
+    A job that another live process runs is skipped with one line.
     """
     quiet_known_noise()
     failed = True
+    stop.install()
     try:
         absolute_paths(cfg)
-        with isolated_job():
+        lock = job_lock(os.path.join(cfg.paths.log_dir, cfg.task_name), task_overrides())
+        with isolated_job(), lock:
             metrics = task(cfg)
         failed = False
+        stop.check("everything: this job finished")
+    except (stop.Stopped, SIGTERMException) as exc:
+        _stopped(cfg, exc)
+    except JobRunning as busy:
+        _say(f"skipped: {busy}")
+        return None
     except Exception as exc:
         _record(cfg, exc)
         err = _user_error(exc)
