@@ -62,14 +62,16 @@ class ScoringModule(pl.LightningModule):
     #: (accuracy, open set) and the fooling attack need; ranking metrics need neither
     probabilistic: bool = True
 
-    def __init__(self, network: nn.Module | NetworkConfig,
+    def __init__(self, network: nn.Module | NetworkConfig | None = None,
                  optimizer: OptimizerFactory | None = None) -> None:
         super().__init__()
-        self.network = build_network(network)
+        if network is not None:  # models fitted without a network (OC-SVM) have none
+            self.network = build_network(network)
         self.optimizer_factory = optimizer or torch.optim.Adam
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        config = network_config(self.network)
+        network = getattr(self, "network", None)
+        config = None if network is None else network_config(network)
         if config is not None:
             checkpoint.setdefault(self.CHECKPOINT_HYPER_PARAMS_KEY, {})["network"] = config
 
