@@ -1,4 +1,4 @@
-"""Architectures of SPEC.md §2: parameter counts, shapes, tied weights, unpooling."""
+"""Architectures of docs/method.md §2: parameter counts, shapes, tied weights, unpooling."""
 
 from __future__ import annotations
 

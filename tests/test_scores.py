@@ -1,4 +1,4 @@
-"""Every formula of SPEC.md §1 against an independent computation."""
+"""Every formula of docs/method.md §1 against an independent computation."""
 
 from __future__ import annotations
 

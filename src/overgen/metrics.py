@@ -17,7 +17,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 
 def thresholded_correct(scores: Tensor, labels: Tensor, threshold: float = 0.0) -> Tensor:
-    """``[N] bool``: argmax right **and** its score ``>= threshold`` (SPEC.md §3, Table I)."""
+    """``[N] bool``: argmax right **and** its score ``>= threshold`` (docs/method.md §3, Table I)."""
     best, pred = scores.max(-1)
     return (pred == labels) & (best >= threshold)
 
@@ -46,7 +46,7 @@ class ThresholdedAccuracy(Metric):
         return self.correct.float() / self.total.clamp(min=1)
 
 
-# -- open set (SPEC.md §3, Fig. 4) ---------------------------------------------------------
+# -- open set (docs/method.md §3, Fig. 4) ---------------------------------------------------------
 def openset_counts(scores: Tensor, labels: Tensor, known: Sequence[int],
                    threshold: float = 0.99) -> tuple[int, int, int]:
     """Pooled open-set counts ``(tp, fp, fn)``; ``scores: [N, C]``, ``labels: [N]``.
@@ -55,7 +55,7 @@ def openset_counts(scores: Tensor, labels: Tensor, known: Sequence[int],
     ``scores[k] >= threshold``, else rejected. ``tp``: accepted with its true label;
     ``fp``: accepted with a wrong label (unknown samples included); ``fn``: a known sample
     (true label in ``known``) rejected. A known sample accepted as another class is an FP
-    only (SPEC.md's wording), so ``tp + fn`` need not equal the number of known samples.
+    only (docs/method.md §5), so ``tp + fn`` need not equal the number of known samples.
     """
     best, pred = scores.max(-1)
     known_t = torch.as_tensor(list(known), device=labels.device)

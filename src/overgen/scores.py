@@ -1,4 +1,4 @@
-"""Confidence scores as pure functions (SPEC.md §1).
+"""Confidence scores as pure functions (docs/method.md §1).
 
 Every function takes batched tensors and returns one value per sample, so any
 autoencoder ``reconstruct: [B, *shape] -> [B, *shape]`` can be scored; nothing here

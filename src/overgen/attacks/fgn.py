@@ -1,4 +1,4 @@
-"""The Fooling Generator Network attack (SPEC.md §3, Table I), batched over trials.
+"""The Fooling Generator Network attack (docs/method.md §3, Table I), batched over trials.
 
 Trial ``i`` draws ``z ~ U(0, 1)^784`` and ``W [784, 784]``, ``b [784]`` like ``nn.Linear``'s
 default init (``U(-1/28, 1/28)``) from its own generator, seeded by ``(seed, i)``: a trial's
@@ -42,7 +42,7 @@ SIDE = 28
 D = SIDE * SIDE
 NEVER = -1
 OPTIMIZERS = ("adam", "sgd")
-DEFAULT_LR = {"adam": 1e-5, "sgd": 1e-3}  # SPEC.md §3
+DEFAULT_LR = {"adam": 1e-5, "sgd": 1e-3}  # docs/method.md §3
 TARGETS = ("y", "y_tilde")
 GENERATORS = ("rank1", "linear")
 # the final score never exceeds y_t (c <= 1; COOL by AM-GM); this slack absorbs rounding

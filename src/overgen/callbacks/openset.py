@@ -1,4 +1,4 @@
-"""Open-set F-measure (SPEC.md §3, Fig. 4) and OOD metrics over the test set."""
+"""Open-set F-measure (docs/method.md §3, Fig. 4) and OOD metrics over the test set."""
 
 from __future__ import annotations
 

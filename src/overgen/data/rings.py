@@ -1,4 +1,4 @@
-"""Three uniform 2-D rings (SPEC.md §3, Fig. 2), generated from a seed."""
+"""Three uniform 2-D rings (docs/method.md §3, Fig. 2), generated from a seed."""
 
 from __future__ import annotations
 

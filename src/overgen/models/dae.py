@@ -1,4 +1,4 @@
-"""Classifier + denoising autoencoder trained jointly (SPEC.md §1-2): ``y~ = c(x) y(x)``."""
+"""Classifier + denoising autoencoder trained jointly (docs/method.md §1-2): ``y~ = c(x) y(x)``."""
 
 from __future__ import annotations
 

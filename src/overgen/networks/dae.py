@@ -1,4 +1,4 @@
-"""Joint classifier + denoising autoencoder networks (SPEC.md §2, §3)."""
+"""Joint classifier + denoising autoencoder networks (docs/method.md §2, §3)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ class ConvDAE(nn.Module):
 
 
 class MLPDAE(nn.Module):
-    """2-D dAE for the rings (SPEC.md §3): 2->200->200 ReLU encoder, tied decoder with a
+    """2-D dAE for the rings (docs/method.md §3): 2->200->200 ReLU encoder, tied decoder with a
     linear output, and a classifier ``200 -> num_classes`` on the top hidden layer."""
 
     def __init__(self, in_dim: int = 2, hidden: int = 200, num_classes: int = 3) -> None:

@@ -63,7 +63,7 @@ def table_one_blocks(runs: list[dict]) -> list[Block]:
     text = ("Accuracy in %; acc@t: argmax right and final score >= t. fooled@t: share of "
             "fooling trials whose final score for the target reached t; in parentheses the "
             "mean updates of the successful trials (each a mean over runs). Rows marked "
-            f"'paper' are the paper's values (SPEC.md §3, {PAPER_EPOCHS} epochs), not ours.")
+            f"'paper' are the paper's values (docs/method.md §3, {PAPER_EPOCHS} epochs), not ours.")
     if any(has_prefix(r, "fooling/") for r in runs):
         text += f" Fooling: {fooling_settings(runs)}."
     if alpha := alpha_settings(runs, list(THRESHOLDS)):

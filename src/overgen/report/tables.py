@@ -1,4 +1,4 @@
-"""Report tables as ``(header, rows)`` of strings, beside the paper's numbers (SPEC.md §3).
+"""Report tables as ``(header, rows)`` of strings, beside the paper's numbers (docs/method.md §3).
 
 A cell built from fewer runs than its row says so: ``98.50 [n=1]``.
 """
@@ -13,7 +13,7 @@ from overgen.report.collect import group, listed, provenance, values
 
 Table = tuple[list[str], list[list[str]]]
 
-# The paper's reference values (Spigler, Table I, as printed; SPEC.md §3), not ours:
+# The paper's reference values (Spigler, Table I, as printed; docs/method.md §3), not ours:
 # acc, acc@90%, acc@99% in %, fooled@90% (steps), fooled@99% (steps); 100 epochs per model.
 PAPER_TABLE_I = {
     "cnn": ("CNN", "99.35", "99.23", "~99", "100% (63.5)", "99% (187.1)"),
