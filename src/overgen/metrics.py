@@ -17,7 +17,8 @@ from torchmetrics.utilities import dim_zero_cat
 
 
 def thresholded_correct(scores: Tensor, labels: Tensor, threshold: float = 0.0) -> Tensor:
-    """``[N] bool``: argmax right **and** its score ``>= threshold`` (docs/method.md §3, Table I)."""
+    """``[N] bool``: argmax right **and** its score ``>= threshold`` (docs/method.md §3,
+    Table I)."""
     best, pred = scores.max(-1)
     return (pred == labels) & (best >= threshold)
 

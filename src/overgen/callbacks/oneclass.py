@@ -1,4 +1,5 @@
-"""1-class ROC (docs/method.md §3, Fig. 5): the trained digit's final score ranks every test image."""
+"""1-class ROC (docs/method.md §3, Fig. 5): the trained digit's final score ranks every test
+image."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The paper's MNIST CNN (docs/method.md §2): conv5x5(1->32) pool conv5x5(32->64) pool fc(3136->400)."""
+"""The paper's MNIST CNN (docs/method.md §2): conv5x5(1->32) pool conv5x5(32->64) pool
+fc(3136->400)."""
 
 from __future__ import annotations
 
