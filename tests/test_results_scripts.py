@@ -23,7 +23,8 @@ def commands(script: str) -> list[list[str]]:
     """The train.py command lines of ``results/<script> all`` (its ``DRY=1`` listing), as
     override lists without the launcher settings."""
     out = subprocess.run(["bash", str(ROOT / "results" / script), "all"], text=True,
-                         capture_output=True, env={**os.environ, "DRY": "1"}, check=True)
+                         capture_output=True, env={"EPOCHS": "10", **os.environ, "DRY": "1"},
+                         check=True)
     lines = [line.split() for line in out.stdout.splitlines() if "train.py" in line]
     return [[o for o in line[line.index("train.py") + 1:]
              if o != "-m" and not o.startswith(LAUNCH_KEYS)] for line in lines]

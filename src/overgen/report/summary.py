@@ -82,7 +82,8 @@ def summarize(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m overgen.report.summary")
-    parser.add_argument("dirs", nargs="+")
+    parser.add_argument("dirs", nargs="*", help="run dirs of the main evaluations (none: the "
+                        "ablation values alone)")
     parser.add_argument("--ablation", help="JSON written by overgen.report.ablation --summary")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
