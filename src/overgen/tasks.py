@@ -28,7 +28,7 @@ from overgen.callbacks.stop import StopOnSignal
 from overgen.callbacks.test_images import CountTestImages
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import CheckpointError, ConfigError, OvergenError
-from overgen.runs import METRICS_FILE, completed_metrics, earlier_runs
+from overgen.runs import METRICS_FILE, SIZE_LIMITS, completed_metrics, earlier_runs
 from overgen.scores import CURVATURE_METHODS
 from overgen.utils.ddp import join_this_job
 from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
@@ -43,9 +43,6 @@ from overgen.utils.provenance import git_commit, hardware, versions
 from overgen.utils.stop import Stopped
 
 log = logging.getLogger(__name__)
-# trainer settings that shrink a run (recorded as run/<key>; the report flags them)
-SIZE_LIMITS = ("max_epochs", "max_steps", "limit_train_batches", "limit_test_batches",
-               "fast_dev_run")
 
 
 def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
