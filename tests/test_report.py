@@ -14,7 +14,9 @@ import pytest
 from overgen.metrics import FPR_GRID, average_roc
 from overgen.report import main
 
-BASE = {"run/seed": 1, "run/epochs": 3, "run/steps": 100, "run/curvature": None}
+BASE = {"run/seed": 1, "run/epochs": 3, "run/steps": 100, "run/curvature": None,
+        "run/test_images": 10000}
+FROM = "steps=100, test images=10000"
 
 
 def _run(root: Path, name: str, files: dict | None = None, **metrics) -> Path:
@@ -92,10 +94,10 @@ def report(tmp_path_factory) -> tuple[Path, str]:
 def test_table_one(report):
     md = report[1]
     assert ("| cnn | ours | 98.50 | 97.50 | 95.00 | 95.0% (65.0) | 85.0% (190.0) "
-            "| n=2, epochs=3 |") in md
+            f"| n=2, epochs=3, {FROM} |") in md
     assert "| CNN | paper | 99.35 | 99.23 | ~99 | 100% (63.5) | 99% (187.1) | epochs=100 |" in md
     assert ("| dae_sym (hutchinson curvature) | ours | 98.50 | – | – | 0.0% | – "
-            "| n=1, epochs=3 |") in md
+            f"| n=1, epochs=3, {FROM} |") in md
     assert "200 trials per run, at most 10000 updates" in md
     assert "COOL" not in md.split("## Fig. 4")[0]  # no paper row without runs of that model
     table_one_text = md.split("## Table I")[1].split("## Fig. 4")[0]
@@ -105,11 +107,11 @@ def test_table_one(report):
 
 def test_openset(report):
     md = report[1]
-    assert ("| K | openness | cnn (n=3, epochs=3) "
-            "| dae_sym (exact curvature) (n=1, epochs=3) |") in md
+    assert (f"| K | openness | cnn (n=3, epochs=3, {FROM}) "
+            f"| dae_sym (exact curvature) (n=1, epochs=3, {FROM}) |") in md
     assert "| 2 | 0.553 | 0.700 ± 0.100 (n=2) | 0.950 ± 0.000 (n=1) |" in md
     assert "| 10 | 0.000 | 0.900 ± 0.000 (n=1) | – |" in md
-    assert "| cnn | 0.850 [n=2] | – | – | – | n=3, epochs=3 |" in md
+    assert f"| cnn | 0.850 [n=2] | – | – | – | n=3, epochs=3, {FROM} |" in md
     assert "threshold 0.99" in md
     openset_text = md.split("## Fig. 4")[1].split("## Fig. 5")[0]
     # only the open-set threshold's alpha; cnn has none
@@ -119,8 +121,9 @@ def test_openset(report):
 
 def test_oneclass(report):
     md = report[1]
-    assert "| dae_sym (exact curvature) | 0.850 ± 0.050 | 0.964 | 0,1 | 2 | n=2, epochs=3 |" in md
-    assert "| ocsvm | 0.950 ± 0.000 | 0.952 | 0 | 1 | n=1, epochs=0 |" in md
+    assert ("| dae_sym (exact curvature) | 0.850 ± 0.050 | 0.964 | 0,1 | 2 "
+            f"| n=2, epochs=3, {FROM} |") in md
+    assert f"| ocsvm | 0.950 ± 0.000 | 0.952 | 0 | 1 | n=1, epochs=0, {FROM} |" in md
     assert "| 1 | 0.800 | – |" in md
 
 
@@ -146,7 +149,8 @@ def test_sections_absent_and_cli(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     md = (tmp_path / "report.md").read_text()
-    assert "## Runs" in md and "| rings2d | dae_mlp (unknown curvature) | n=1, epochs=3 |" in md
+    assert "## Runs" in md
+    assert f"| rings2d | dae_mlp (unknown curvature) | n=1, epochs=3, {FROM} |" in md
     assert "Table I" not in md and "Fig. 4" not in md and "Fig. 5" not in md
     assert (tmp_path / "report.html").is_file()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import uuid
 from typing import Any
 
@@ -24,13 +25,21 @@ from overgen.callbacks.checkpoint_config import (
 from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
 from overgen.callbacks.fooling import FoolingAttack
 from overgen.callbacks.stop import StopOnSignal
+from overgen.callbacks.test_images import CountTestImages
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import CheckpointError, ConfigError, OvergenError
-from overgen.runs import METRICS_FILE, completed_metrics, earlier_runs
+from overgen.runs import METRICS_FILE, SIZE_LIMITS, completed_metrics, earlier_runs
 from overgen.scores import CURVATURE_METHODS
 from overgen.utils.ddp import join_this_job
 from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
 from overgen.utils.io import atomic_write_json
+from overgen.utils.loggers import (
+    hyperparameters,
+    log_hyperparameters,
+    log_tables,
+    name_wandb_run,
+)
+from overgen.utils.provenance import git_commit, hardware, versions
 from overgen.utils.stop import Stopped
 
 log = logging.getLogger(__name__)
@@ -79,8 +88,10 @@ def _check_shared_keys(cfg: DictConfig) -> None:
                           "curvature of every dAE of the run")
 
 
-def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
-    """Data, model, callbacks, loggers and trainer from ``cfg``; validates before any work."""
+def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback], task: str,
+           choices: dict[str, Any]):
+    """Data, model, callbacks, loggers and trainer from ``cfg``; validates before any work.
+    The W&B run is named from ``choices``, grouped and tagged by ``task``."""
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = _instantiate(cfg.data, "data")
     model = _instantiate(cfg.model, "model")
@@ -88,12 +99,13 @@ def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
         raise ConfigError("model.num_classes", getattr(model, "num_classes", None),
                           f"{datamodule.num_classes}, the data's number of classes")
     callbacks = (_instantiate_all(cfg.get("callbacks"), "callbacks") + extra_callbacks
-                 + [StopOnSignal()])
+                 + [StopOnSignal(), CountTestImages()])
     for cb in callbacks:
         if isinstance(cb, Thresholded):
             cb.check(model)
     if int(os.environ.get("LOCAL_RANK", 0)) == 0 and hasattr(datamodule, "prepare_data"):
         datamodule.prepare_data()
+    name_wandb_run(cfg, task, choices, list(datamodule.train_classes))
     loggers = _instantiate_all(cfg.get("logger"), "logger")
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if trainer.world_size > 1:
@@ -103,10 +115,12 @@ def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback]):
 
 def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
                      datamodule: pl.LightningDataModule, model: pl.LightningModule,
-                     choices: dict[str, Any]) -> dict[str, Any]:
+                     choices: dict[str, Any], started: float) -> dict[str, Any]:
     """Flat ``metrics.json``: every logged test metric, callback results and run facts;
     ``run/alpha@t``: the alpha the model paired with each threshold ``t`` the callbacks
-    judged at (``None`` for models without one)."""
+    judged at (``None`` for models without one); ``run/seconds`` since ``started``
+    (``time.monotonic``); the training's size limits (``run/max_steps`` ...) and the number
+    of test images, so a shrunk run never reads as a full one."""
     alpha_for = getattr(model, "alpha_for", None)
     thresholds = sorted({t for cb in callbacks if isinstance(cb, Thresholded)
                          for t in cb.thresholds})
@@ -128,6 +142,12 @@ def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
            for t in thresholds},
         "run/overrides": task_overrides(),
         "run/train_classes": list(datamodule.train_classes),
+        **{f"run/{k}": OmegaConf.select(cfg, f"trainer.{k}") for k in SIZE_LIMITS},
+        "run/test_images": next(cb.count for cb in callbacks if isinstance(cb, CountTestImages)),
+        "run/seconds": time.monotonic() - started,
+        "run/git_commit": git_commit(),
+        "run/versions": versions(),
+        "run/hardware": hardware(),
     })
     return metrics
 
@@ -196,6 +216,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     with its W&B run id; a finished training is not trained again, and the fooling
     attack continues from the state it saved beside that checkpoint.
     """
+    started = time.monotonic()
     for key in ("resume", "overwrite"):
         if not isinstance(cfg.get(key), bool):
             raise ConfigError(key, cfg.get(key), "true or false")
@@ -216,7 +237,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     extra = [_instantiate(cfg.checkpoint, "checkpoint"), RngStateInCheckpoint(),
              StopOnNonFiniteLoss(cfg.checkpoint.dirpath),
              ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides, group_choices(), wandb_id)]
-    datamodule, model, callbacks, trainer = _build(cfg, extra)
+    choices = group_choices()
+    datamodule, model, callbacks, trainer = _build(cfg, extra, cfg.task_name, choices)
+    log_hyperparameters(trainer.loggers, hyperparameters(cfg, choices, overrides,
+                                                         datamodule.train_classes))
     if hasattr(model, "fit_without_trainer"):  # e.g. scikit-learn baselines
         model.fit_without_trainer(datamodule)
         _save_fitted(trainer, model, cfg.checkpoint.dirpath)
@@ -233,9 +257,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             stopped.saved = " and ".join(filter(None, [f"the trained model in {tested}",
                                                        stopped.saved]))
         raise
-    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, group_choices())
+    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, choices, started)
     metrics["run/resumed_from"] = ckpt_path
     _write_metrics(cfg, trainer, metrics)
+    log_tables(trainer.loggers, metrics, cfg.paths.output_dir)
     return metrics
 
 
@@ -278,18 +303,30 @@ def _config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test the checkpoint ``cfg.ckpt_path`` with the evaluation callbacks and write
-    ``metrics.json`` in this run's dir."""
+    ``metrics.json`` in this run's dir. With ``logger=wandb`` the results go to the
+    training's W&B run (the id the checkpoint stores), its config under ``evaluate``."""
+    started = time.monotonic()
     ckpt = load_checkpoint(cfg.ckpt_path)
+    saved = ckpt[CHECKPOINT_KEY]
+    trained = OmegaConf.create(saved["config"])
     cfg = _config_from_checkpoint(cfg, ckpt)
     _check_shared_keys(cfg)
-    datamodule, model, callbacks, trainer = _build(cfg, [])
+    _set_wandb_id(cfg, saved.get("wandb_id"))
+    saved_choices = saved.get("choices") or {}
+    choices = {k: v if v is not None else saved_choices.get(k) for k, v in group_choices().items()}
+    task = trained.get("task_name") or cfg.task_name
+    datamodule, model, callbacks, trainer = _build(cfg, [], task, choices)
+    log_hyperparameters(trainer.loggers, {"evaluate": {
+        **hyperparameters(cfg, choices, task_overrides(), datamodule.train_classes),
+        "ckpt_path": os.path.abspath(cfg.ckpt_path)}})
     model.load_state_dict(ckpt["state_dict"])
     trainer.test(model, datamodule=datamodule)
-    saved_choices = ckpt[CHECKPOINT_KEY].get("choices") or {}
-    choices = {k: v if v is not None else saved_choices.get(k) for k, v in group_choices().items()}
-    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, choices)
+    metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, choices, started)
     metrics["run/ckpt_path"] = os.path.abspath(cfg.ckpt_path)
     # the training behind the numbers is the checkpoint's, not this (test-only) trainer's
     metrics["run/epochs"], metrics["run/steps"] = ckpt.get("epoch", 0), ckpt.get("global_step", 0)
+    metrics.update({f"run/{k}": OmegaConf.select(trained, f"trainer.{k}")
+                    for k in SIZE_LIMITS if k != "limit_test_batches"})
     _write_metrics(cfg, trainer, metrics)
+    log_tables(trainer.loggers, metrics, cfg.paths.output_dir)
     return metrics

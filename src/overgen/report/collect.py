@@ -14,15 +14,29 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from overgen.metrics import average_roc
+from overgen.runs import SIZE_LIMITS
 
 MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm")
 
 
+def _size_limits(folder: Path) -> dict:
+    """``run/<limit>`` from the run's ``.hydra/config.yaml`` (for runs written before
+    ``metrics.json`` recorded them)."""
+    path = folder / ".hydra" / "config.yaml"
+    try:
+        trainer = OmegaConf.to_container(OmegaConf.load(path)).get("trainer") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {f"run/{k}": trainer[k] for k in SIZE_LIMITS if k in trainer}
+
+
 def find_runs(dirs: Iterable[str]) -> list[dict]:
     """Every ``metrics.json`` under ``dirs`` (recursive, each file once); files that are
-    not a readable JSON object are skipped with a warning on stderr."""
+    not a readable JSON object are skipped with a warning on stderr. Size limits missing
+    from a ``metrics.json`` are read from the run's ``.hydra/config.yaml``."""
     runs = []
     for path in sorted({p.resolve() for d in dirs for p in Path(d).rglob("metrics.json")}):
         try:
@@ -33,7 +47,7 @@ def find_runs(dirs: Iterable[str]) -> list[dict]:
             print(f"overgen.report: skipping {path}: not a JSON object ({metrics})",
                   file=sys.stderr)
             continue
-        runs.append({**metrics, "dir": str(path.parent)})
+        runs.append({**_size_limits(path.parent), **metrics, "dir": str(path.parent)})
     return runs
 
 
@@ -82,12 +96,45 @@ def group(runs: list[dict], key: Callable[[dict], object] = label) -> dict[objec
     return out
 
 
+def _distinct(runs: list[dict], key: str) -> str:
+    """The distinct integers under ``key``, ``"/"``-joined, ``?`` for runs without one."""
+    found = {r.get(key) for r in runs}
+    known = sorted(int(v) for v in found if number(v) is not None)
+    return "/".join([str(v) for v in known] + (["?"] if len(known) < len(found) else []))
+
+
+def _partial(limit) -> bool:
+    """A ``limit_*_batches`` that leaves batches out: an int (batches) or a fraction < 1."""
+    return limit is not None and not (isinstance(limit, float) and limit >= 1.0)
+
+
+def shrunk_by(run: dict) -> list[str]:
+    """What cut the run short of its protocol: ``limit_train_batches=5``,
+    ``limit_test_batches=2``, ``fast_dev_run``, ``max_steps=20`` (a step cap that ended an
+    epoch-based training; the rings' step-based training is not shrunk by it)."""
+    notes = [f"{k}={run[f'run/{k}']}" for k in ("limit_train_batches", "limit_test_batches")
+             if _partial(run.get(f"run/{k}"))]
+    if run.get("run/fast_dev_run"):
+        notes.append("fast_dev_run")
+    cap, epochs, steps = (number(run.get(f"run/{k}")) for k in ("max_steps", "max_epochs",
+                                                                "steps"))
+    if cap is not None and cap > 0 and (epochs or 0) > 0 and steps is not None and steps >= cap:
+        notes.append(f"max_steps={int(cap)}")
+    return notes
+
+
 def provenance(runs: list[dict]) -> str:
-    """``"n=10, epochs=3"``; mixed epoch counts are listed (``epochs=3/20``)."""
-    epochs = {r.get("run/epochs") for r in runs}
-    known = sorted(e for e in epochs if number(e) is not None)
-    listed = [str(int(e)) for e in known] + (["?"] if len(known) < len(epochs) else [])
-    return f"n={len(runs)}, epochs={'/'.join(listed)}"
+    """``"n=10, epochs=3, steps=5625, test images=10000"``; mixed values are listed
+    (``epochs=3/20``, ``?`` for unrecorded); runs cut short add ``SHRUNK (k of n):`` and
+    what cut them."""
+    text = (f"n={len(runs)}, epochs={_distinct(runs, 'run/epochs')}, "
+            f"steps={_distinct(runs, 'run/steps')}, "
+            f"test images={_distinct(runs, 'run/test_images')}")
+    shrunk = [notes for r in runs if (notes := shrunk_by(r))]
+    if shrunk:
+        notes = ", ".join(dict.fromkeys(n for ns in shrunk for n in ns))
+        text += f", SHRUNK ({len(shrunk)} of {len(runs)}): {notes}"
+    return text
 
 
 def run_file(run: dict, key: str, default: str | None = None) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+from datetime import datetime, timezone
 
 import matplotlib.pyplot as plt
 
@@ -18,6 +19,7 @@ from overgen.report.collect import (
     openset_points,
     provenance,
     run_file,
+    shrunk_by,
     values,
 )
 from overgen.report.figures import openset_figure, roc_figure
@@ -36,6 +38,7 @@ from overgen.report.tables import (
     table_one,
 )
 from overgen.utils.io import atomic_savefig, atomic_write_text
+from overgen.utils.provenance import git_commit, versions
 
 FIGURE_DIR = "report_figures"
 # a block: ("h", level, text) | ("p", text) | ("table", (header, rows)) | ("img", path, caption)
@@ -50,9 +53,9 @@ def _save(fig, out: str, name: str) -> str:
 
 
 def _where(folder: str, out: str) -> str:
-    """A run dir for captions: relative to ``out`` when inside it, else absolute."""
-    rel = os.path.relpath(folder, out)
-    return os.path.abspath(folder) if rel.startswith("..") else rel
+    """A run dir for captions and text: relative to the report's folder ``out``, never
+    absolute (a report moves with its runs)."""
+    return os.path.relpath(folder, out)
 
 
 def table_one_blocks(runs: list[dict]) -> list[Block]:
@@ -95,7 +98,12 @@ def openset_blocks(runs: list[dict], out: str) -> list[Block]:
     if ood:
         blocks += [("h", 3, "Known vs unknown test samples (beyond the paper)"),
                    ("p", "Scored by the max final score; mean over the open-set runs of all K "
-                         "(runs without unknown digits give no value)."),
+                         "(runs without unknown digits give no value). The known digits are "
+                         "the positive class (pytorch-ood takes the unknowns as positive); "
+                         "aupr_in is the average precision with knowns positive, aupr_out "
+                         "with unknowns positive and the score negated (average precision, "
+                         "not pytorch-ood's trapezoidal AUPR); fpr@95tpr is the share of "
+                         "unknowns accepted at 95% of the knowns accepted."),
                    ("table", ood_table(ood))]
     return blocks
 
@@ -129,8 +137,9 @@ def rings_blocks(runs: list[dict], out: str) -> list[Block]:
         acc = values([r], "test/acc")
         caption = (f"{label(r)}, {r.get('run/steps') or '?'} steps, {provenance([r])}"
                    f"{f', test acc {100 * acc[0]:.2f}%' if acc else ''}; run {where}")
+        missing = os.path.basename(str(r["figure/rings2d"]))
         blocks.append(("img", path, caption) if path else
-                      ("p", f"{caption}: figure file not found ({r['figure/rings2d']})"))
+                      ("p", f"{caption}: figure file not found ({missing})"))
     return blocks
 
 
@@ -146,13 +155,37 @@ def fooling_blocks(runs: list[dict], out: str) -> list[Block]:
     return [("h", 2, "Fig. 3: fooling images"), *blocks] if blocks else []
 
 
+def header(runs: list[dict]) -> str:
+    """When and with what the report was made, and the commits of its runs."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    made = ", ".join(f"{k} {v}" for k, v in versions().items())
+    commits = group(runs, lambda r: str(r.get("run/git_commit") or "not recorded"))
+    of_runs = "; ".join(f"{c} ({len(g)} runs)" for c, g in sorted(commits.items()))
+    commit = git_commit() or "unknown (not a git checkout)"
+    return (f"Generated {now} from the source at commit {commit} with {made}. The runs' "
+            f"commits: {of_runs}.")
+
+
+def shrunk_warning(runs: list[dict]) -> list[Block]:
+    shrunk = [r for r in runs if shrunk_by(r)]
+    if not shrunk:
+        return []
+    return [("p", f"WARNING: {len(shrunk)} of {len(runs)} runs were cut short of their "
+                  "protocol (limit_*_batches, fast_dev_run, or max_steps ending an epoch-based "
+                  "training): their numbers are not comparable with the paper's. Every row "
+                  "from such runs says SHRUNK and by what.")]
+
+
 def build_blocks(runs: list[dict], dirs: list[str], out: str) -> list[Block]:
     """The whole report; sections without runs are left out. Writes the new figures."""
-    intro = (f"Runs (metrics.json files) found: {len(runs)}, under {', '.join(dirs)}. "
-             "Every number is a mean over runs; 'n=10, epochs=3' gives the run count and the "
-             "training epochs it came from, '[n=k]' marks a number from only k of the row's "
-             "runs. dAE rows name the curvature method used for Gamma.")
-    return [("h", 1, "overgen report"), ("p", intro), ("h", 2, "Runs"),
+    under = ", ".join(_where(d, out) for d in dirs)
+    intro = (f"Runs (metrics.json files) found: {len(runs)}, under {under} (relative to this "
+             "report). Every number is a mean over runs; 'n=10, epochs=3, steps=5625, test "
+             "images=10000' gives the run count, the training epochs and steps and the test "
+             "images it came from, '[n=k]' marks a number from only k of the row's runs. "
+             "dAE rows name the curvature method used for Gamma.")
+    return [("h", 1, "overgen report"), ("p", header(runs)), ("p", intro),
+            *shrunk_warning(runs), ("h", 2, "Runs"),
             ("table", overview_table(runs)), *table_one_blocks(runs),
             *openset_blocks(runs, out), *oneclass_blocks(runs, out), *rings_blocks(runs, out),
             *fooling_blocks(runs, out)]

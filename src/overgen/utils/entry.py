@@ -21,6 +21,7 @@ from overgen.utils.console import quiet_known_noise
 from overgen.utils.ddp import isolated_job
 from overgen.utils.hydra_run import is_multirun, task_overrides
 from overgen.utils.paths import absolute_paths
+from overgen.utils.provenance import headline
 
 log = logging.getLogger("overgen")
 EXIT_USER_ERROR = 2
@@ -77,16 +78,19 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> f
     A user error prints one line and exits with code 2 (single run); inside a multirun it
     is logged and re-raised so the sweep records the failed job. SIGTERM / SIGINT stop
     the process (a whole sweep) at the next safe point: one line, exit code 143 / 130.
-    A job that another live process runs is skipped with one line.
+    A job that another live process runs is skipped with one line. The run dir is logged
+    first, the headline numbers and the elapsed time last.
     """
     quiet_known_noise()
     failed = True
     stop.install()
     try:
         absolute_paths(cfg)
+        log.info("run dir: %s", cfg.paths.output_dir)
         lock = job_lock(os.path.join(cfg.paths.log_dir, cfg.task_name), task_overrides())
         with isolated_job(), lock:
             metrics = task(cfg)
+        log.info("done: %s", headline(metrics))
         failed = False
         stop.check("everything: this job finished")
     except (stop.Stopped, SIGTERMException) as exc:
