@@ -105,6 +105,7 @@ class FoolingAttack(Thresholded):
         if save_every is not None and generator != "rank1":
             raise ConfigError(f"{KEY}.save_every", save_every, f"null with {KEY}.generator="
                               f"{generator} (only the rank1 generator's state is saved)")
+        super().__init__()
         self.path = os.path.join(output_dir, filename)
         self.thresholds, self.digits = [float(t) for t in thresholds], [int(d) for d in digits]
         self.trials_per_digit, self.max_steps, self.seed = trials_per_digit, max_steps, seed
@@ -112,7 +113,6 @@ class FoolingAttack(Thresholded):
         self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
         self.target, self.generator = target, generator
         self.save_every, self.state_dir = save_every, None
-        self.results: dict[str, object] = {}
 
     def check(self, model: ScoringModule) -> None:
         """The model's scores at ``thresholds`` (and its ``log_probs``), and ``digits`` among

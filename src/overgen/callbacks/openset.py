@@ -13,6 +13,7 @@ from overgen.metrics import (
     openset_counts,
     openset_f1,
 )
+from overgen.models.base import ScoreNeeds, TestOutputs
 
 
 class OpenSet(Thresholded):
@@ -29,20 +30,20 @@ class OpenSet(Thresholded):
     key = "callbacks.openset.threshold"
 
     def __init__(self, threshold: float = 0.99, ood: bool = True) -> None:
+        super().__init__()
         self.threshold, self.ood = float(threshold), bool(ood)
         self.thresholds = [self.threshold]
-        self.results: dict = {}
+
+    def score_needs(self) -> ScoreNeeds:
+        return {self.threshold: self.ood}
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self.known = list(trainer.datamodule.train_classes)
         self.outputs = CatScores().to(pl_module.device)
 
-    @torch.no_grad()
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+    def on_test_batch_end(self, trainer, pl_module, outputs: TestOutputs, batch, batch_idx,
                           dataloader_idx=0) -> None:
-        x, y = batch
-        scores = pl_module.class_scores(x, threshold=self.threshold, gate=not self.ood)
-        self.outputs.update(scores, y)
+        self.outputs.update(outputs.scores[self.threshold], outputs.labels)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         scores, labels = self.outputs.compute()
