@@ -7,11 +7,7 @@ from collections.abc import Sequence
 from overgen.callbacks.thresholded import Thresholded
 from overgen.metrics import ThresholdedAccuracy
 from overgen.models.base import ScoreNeeds, TestOutputs
-
-
-def threshold_key(prefix: str, threshold: float) -> str:
-    """``test/acc@0.90``-style metric names (two decimals)."""
-    return f"{prefix}@{threshold:.2f}"
+from overgen.outputs import TEST_ACC, threshold_key
 
 
 class TestAccuracy(Thresholded):
@@ -41,7 +37,7 @@ class TestAccuracy(Thresholded):
         self.plain.update(plain, outputs.labels)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
-        values = {"test/acc": self.plain.compute()}
-        values.update({threshold_key("test/acc", t): m.compute() for t, m in self.at.items()})
+        values = {TEST_ACC: self.plain.compute()}
+        values.update({threshold_key(TEST_ACC, t): m.compute() for t, m in self.at.items()})
         self.results = {k: float(v) for k, v in values.items()}
         pl_module.log_dict(values)

@@ -20,10 +20,18 @@ from overgen.attacks.fgn import (
     fool,
     trial_targets,
 )
-from overgen.callbacks.accuracy import threshold_key
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
 from overgen.models.base import ScoringModule
+from overgen.outputs import (
+    FOOLING_FIGURE,
+    FOOLING_MAX_STEPS,
+    FOOLING_RATE,
+    FOOLING_STEPS,
+    FOOLING_TRIALS,
+    fooling_state_file,
+    threshold_key,
+)
 from overgen.utils.io import atomic_savefig
 
 KEY = "callbacks.fooling"
@@ -128,8 +136,8 @@ class FoolingAttack(Thresholded):
         dtype = next(pl_module.parameters()).dtype
         saving = {}
         if self.state_dir is not None and self.save_every is not None:
-            rank = f".rank{trainer.global_rank}" if trainer.global_rank else ""
-            saving = {"save_to": os.path.join(self.state_dir, f"fooling_state{rank}.pt"),
+            state = fooling_state_file(trainer.global_rank)
+            saving = {"save_to": os.path.join(self.state_dir, state),
                       "save_every": self.save_every}
         result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
                       self.optimizer, self.lr, self.betas, self.eps, self.target,
@@ -141,22 +149,22 @@ class FoolingAttack(Thresholded):
     def _report(self, trainer: pl.Trainer, result: FoolingResult) -> None:
         results: dict[str, object] = {}
         for k, t in enumerate(self.thresholds):
-            results[threshold_key("fooling/rate", t)] = result.rate(k)
-            results[threshold_key("fooling/steps", t)] = result.mean_steps(k)
+            results[threshold_key(FOOLING_RATE, t)] = result.rate(k)
+            results[threshold_key(FOOLING_STEPS, t)] = result.mean_steps(k)
         results.update({
-            "fooling/trials": len(result.trial),
+            FOOLING_TRIALS: len(result.trial),
             "fooling/target": self.target,
-            "fooling/max_steps": self.max_steps,
+            FOOLING_MAX_STEPS: self.max_steps,
             "fooling/lr": self.lr,
             "fooling/optimizer": self.optimizer,
             "fooling/generator": self.generator,
         })
         atomic_savefig(fooling_figure(result, self.digits), self.path)
-        results["figure/fooling"] = self.path
+        results[FOOLING_FIGURE] = self.path
         self.results = results
         scalars = {k: float(v) for k, v in results.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             if hasattr(logger, "log_image"):
-                logger.log_image(key="figure/fooling", images=[self.path])
+                logger.log_image(key=FOOLING_FIGURE, images=[self.path])

@@ -6,7 +6,6 @@ import torch
 
 from overgen.callbacks.thresholded import Thresholded
 from overgen.metrics import (
-    OOD_KEYS,
     CatScores,
     ood_metrics,
     openness,
@@ -14,6 +13,14 @@ from overgen.metrics import (
     openset_f1,
 )
 from overgen.models.base import ScoreNeeds, TestOutputs
+from overgen.outputs import (
+    OOD_NAMES,
+    OOD_PREFIX,
+    OPENSET_F1,
+    OPENSET_KNOWN,
+    OPENSET_OPENNESS,
+    OPENSET_THRESHOLD,
+)
 
 
 class OpenSet(Thresholded):
@@ -51,13 +58,13 @@ class OpenSet(Thresholded):
         precision, recall, f1 = openset_f1(tp, fp, fn)
         k = len(self.known)
         values = {
-            "openset/f1": f1, "openset/precision": precision, "openset/recall": recall,
-            "openset/openness": openness(k, trainer.datamodule.num_classes),
-            "openset/known": k, "openset/threshold": self.threshold,
+            OPENSET_F1: f1, "openset/precision": precision, "openset/recall": recall,
+            OPENSET_OPENNESS: openness(k, trainer.datamodule.num_classes),
+            OPENSET_KNOWN: k, OPENSET_THRESHOLD: self.threshold,
         }
         in_dist = torch.isin(labels, torch.as_tensor(self.known, device=labels.device))
-        ood = ood_metrics(scores.max(-1).values, in_dist) if self.ood else dict.fromkeys(OOD_KEYS)
-        values.update({f"ood/{name}": v for name, v in ood.items()})
+        ood = ood_metrics(scores.max(-1).values, in_dist) if self.ood else dict.fromkeys(OOD_NAMES)
+        values.update({OOD_PREFIX + name: v for name, v in ood.items()})
         pl_module.log_dict({name: float(v) for name, v in values.items() if v is not None})
         self.results = {**values, "openset/known_classes": self.known,
                         "openset/tp": tp, "openset/fp": fp, "openset/fn": fn}

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 from overgen.callbacks.evaluation import Evaluation
 from overgen.data.rings import sample_rings
 from overgen.figures import rings_figure, rings_panels
+from overgen.outputs import RINGS_FIGURE
 from overgen.utils.io import atomic_savefig
 
 
@@ -31,7 +32,7 @@ class RingsFigure(Evaluation):
                            (x.numpy(), y.numpy()), title)
         atomic_savefig(fig, self.path)
         plt.close(fig)
-        self.results = {"figure/rings2d": self.path}
+        self.results = {RINGS_FIGURE: self.path}
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):
-                logger.log_image(key="figure/rings2d", images=[self.path])
+                logger.log_image(key=RINGS_FIGURE, images=[self.path])

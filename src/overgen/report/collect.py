@@ -16,6 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from overgen.metrics import average_roc
+from overgen.outputs import (
+    METRICS_FILE,
+    ONECLASS_AUROC,
+    ONECLASS_DIGIT,
+    ONECLASS_ROC_FILE,
+    OPENSET_F1,
+    OPENSET_KNOWN,
+    OPENSET_OPENNESS,
+    ROC_FILE,
+    RUN_EPOCHS,
+    RUN_MODEL,
+)
 
 MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm")
 
@@ -24,7 +36,7 @@ def find_runs(dirs: Iterable[str]) -> list[dict]:
     """Every ``metrics.json`` under ``dirs`` (recursive, each file once); files that are
     not a readable JSON object are skipped with a warning on stderr."""
     runs = []
-    for path in sorted({p.resolve() for d in dirs for p in Path(d).rglob("metrics.json")}):
+    for path in sorted({p.resolve() for d in dirs for p in Path(d).rglob(METRICS_FILE)}):
         try:
             metrics = json.loads(path.read_text())
         except (OSError, ValueError) as e:
@@ -60,7 +72,7 @@ def has_prefix(run: dict, prefix: str) -> bool:
 
 def label(run: dict) -> str:
     """The setting a run belongs to: its model, the dAE's curvature method, an attack on y~."""
-    name = str(run.get("run/model") or "?")
+    name = str(run.get(RUN_MODEL) or "?")
     if name.startswith("dae"):
         name += f" ({run.get('run/curvature') or 'unknown'} curvature)"
     if run.get("fooling/target") == "y_tilde":
@@ -69,7 +81,7 @@ def label(run: dict) -> str:
 
 
 def _order(run: dict) -> tuple:
-    model = str(run.get("run/model") or "?")
+    model = str(run.get(RUN_MODEL) or "?")
     rank = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
     return rank, model, label(run), run["dir"]
 
@@ -84,7 +96,7 @@ def group(runs: list[dict], key: Callable[[dict], object] = label) -> dict[objec
 
 def provenance(runs: list[dict]) -> str:
     """``"n=10, epochs=3"``; mixed epoch counts are listed (``epochs=3/20``)."""
-    epochs = {r.get("run/epochs") for r in runs}
+    epochs = {r.get(RUN_EPOCHS) for r in runs}
     known = sorted(e for e in epochs if number(e) is not None)
     listed = [str(int(e)) for e in known] + (["?"] if len(known) < len(epochs) else [])
     return f"n={len(runs)}, epochs={'/'.join(listed)}"
@@ -104,7 +116,7 @@ def run_file(run: dict, key: str, default: str | None = None) -> str | None:
 
 def load_roc(run: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """``(fpr, tpr)`` from the run's ROC file (``oneclass/roc_file`` or ``roc.json``)."""
-    path = run_file(run, "oneclass/roc_file", "roc.json")
+    path = run_file(run, ONECLASS_ROC_FILE, ROC_FILE)
     try:
         data = json.loads(Path(path).read_text())
         fpr, tpr = np.asarray(data["fpr"], float), np.asarray(data["tpr"], float)
@@ -115,7 +127,7 @@ def load_roc(run: dict) -> tuple[np.ndarray, np.ndarray] | None:
 
 def known_count(run: dict) -> int | None:
     """K, the number of known digits of an open-set run."""
-    known = run.get("openset/known")
+    known = run.get(OPENSET_KNOWN)
     if isinstance(known, list):
         return len(known)
     return int(known) if number(known) is not None else None
@@ -127,10 +139,10 @@ def openset_points(runs: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for name, g in group([r for r in runs if known_count(r) is not None]).items():
         for k, kruns in sorted(group(g, known_count).items()):
-            f1 = values(kruns, "openset/f1")
+            f1 = values(kruns, OPENSET_F1)
             if not f1:
                 continue
-            openness = values(kruns, "openset/openness") or [1.0 - math.sqrt(k / 10)]
+            openness = values(kruns, OPENSET_OPENNESS) or [1.0 - math.sqrt(k / 10)]
             out.setdefault(name, []).append({
                 "known": k, "openness": float(np.mean(openness)), "mean": float(np.mean(f1)),
                 "std": float(np.std(f1)), "n": len(f1)})
@@ -144,6 +156,6 @@ def oneclass_summary(runs: list[dict]) -> dict[str, dict]:
     for name, g in group(runs).items():
         curves = [c for c in map(load_roc, g) if c is not None]
         out[name] = {"tpr": average_roc(curves) if curves else None, "curves": len(curves),
-                     "auc": values(g, "oneclass/auroc"), "runs": g,
-                     "digits": sorted({int(d) for d in values(g, "oneclass/digit")})}
+                     "auc": values(g, ONECLASS_AUROC), "runs": g,
+                     "digits": sorted({int(d) for d in values(g, ONECLASS_DIGIT)})}
     return out
