@@ -16,6 +16,7 @@ from overgen.models.base import (
     ScoringModule,
     TestOutputs,
 )
+from overgen.outputs import TEST_MSE
 from overgen.scores import (
     CURVATURE_METHODS,
     curvature,
@@ -249,7 +250,7 @@ class DAEClassifier(ScoringModule):
         x, y = batch
         h, ctx = self.network.encode(x)
         r, logits = self.network.decode(h, ctx), self.network.classify(h)
-        self.log("test/mse", F.mse_loss(r, x), sync_dist=True)
+        self.log(TEST_MSE, F.mse_loss(r, x), sync_dist=True)
         self.log("test/loss", F.cross_entropy(logits, y), sync_dist=True)
         e, probs = reconstruction_error(x, r), logits.softmax(-1)
         needs = self.score_needs
