@@ -3,6 +3,7 @@
     OVERGEN_DATA_DIR=/work/shared/data python bench/run.py            # writes bench/RESULTS.md
     OVERGEN_DATA_DIR=/work/shared/data python bench/run.py --quick    # smoke run, no write
     ... --epoch (full training epochs) --e2e (also time the train.py runs, ~10+ min)
+    ... --eval-images N (open-set test phase, row 6; default 1000)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import attack
 import confidence
 import e2e
+import openset_eval
 import torch
 import training
 
@@ -43,12 +45,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads here and OMP_NUM_THREADS for --e2e runs "
                         "(default: torch's own choice)")
+    p.add_argument("--eval-images", type=int, default=1000,
+                   help="test images of the open-set test phase (row 6; batches of 500)")
     p.add_argument("--e2e", action="store_true", help="also time the end-to-end train.py runs")
     p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = p.parse_args(argv)
     if args.quick:
         args.batches, args.repeats, args.images, args.naive_images = 20, 1, 8, 2
-        args.attack_steps = 10
+        args.attack_steps, args.eval_images = 10, 100
         args.no_write = True
     return args
 
@@ -90,7 +94,7 @@ def fmt(x: float, unit: str = "") -> str:
     return f"{x:,.3g}{unit}" if abs(x) < 100 else f"{x:,.0f}{unit}"
 
 
-def table(args, best, peak, flops, curv_rows, facts, fooling, e2e_rows) -> str:
+def table(args, best, peak, flops, curv_rows, facts, fooling, e2e_rows, evaluation) -> str:
     span = "full epoch (938 batches)" if args.epoch else f"{args.batches} batches of 64"
     lines = ["| # | benchmark | measured | reference (same run) | ratio | floor / target |",
              "|---|---|---|---|---|---|"]
@@ -134,6 +138,7 @@ def table(args, best, peak, flops, curv_rows, facts, fooling, e2e_rows) -> str:
         status = "" if row["returncode"] == 0 else f" (exit {row['returncode']})"
         lines.append(f"| 5 | end-to-end {name}: `{row['command']}` | "
                      f"{row['seconds'] / 60:.1f} min{status} | | | report |")
+    lines.append(openset_eval.row(evaluation))
     return "\n".join(lines)
 
 
@@ -169,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
                                                  (4, 16, 64), repeats=1 if args.quick else 2)
     fooling = attack.attack_rows(trained, args.attack_steps, single=5)
     print(f"  fooling: {fooling}", flush=True)
+    evaluation = openset_eval.time_paths(trained, data_dir, args.eval_images,
+                                         repeats=1 if args.quick else 2)
     e2e_rows = {}
     if args.e2e:
         for name, overrides in e2e.runs().items():
@@ -188,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         f"units {facts['active_min']}-{facts['active_max']} of 400; the three exact variants "
         f"give the same gamma to {facts['exact_max_abs_diff']:.1e} (max abs diff, float32; "
         "tests/test_curvature_fast.py checks the traces in float64)",
-        "", table(args, best, peak, flops, curv_rows, facts, fooling, e2e_rows)])
+        "", table(args, best, peak, flops, curv_rows, facts, fooling, e2e_rows, evaluation)])
     print("\n" + text)
     if not args.no_write:
         write_results(text)

@@ -14,7 +14,6 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 from overgen.metrics import (
-    OOD_KEYS,
     average_roc,
     fpr_at_tpr,
     ood_metrics,
@@ -23,6 +22,7 @@ from overgen.metrics import (
     openset_f1,
     roc,
 )
+from overgen.outputs import OOD_NAMES
 from overgen.tasks import train
 
 SMALL = [*TINY, "trainer.limit_test_batches=2"]
@@ -154,7 +154,7 @@ def test_fpr_at_tpr_on_collinear_corners_against_brute_force(seed):
 @pytest.mark.parametrize("in_dist", [[True] * 3, [False] * 3])
 def test_ood_none_when_one_group_is_empty(in_dist):
     m = ood_metrics(torch.rand(3), torch.tensor(in_dist))
-    assert set(m) == set(OOD_KEYS) and all(v is None for v in m.values())
+    assert set(m) == set(OOD_NAMES) and all(v is None for v in m.values())
 
 
 def test_roc_matches_sklearn():
@@ -202,7 +202,7 @@ def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     assert m["openset/threshold"] == 0.99
     tp, fp, fn = m["openset/tp"], m["openset/fp"], m["openset/fn"]
     assert m["openset/f1"] == pytest.approx(openset_f1(tp, fp, fn)[2])
-    for key in OOD_KEYS:
+    for key in OOD_NAMES:
         assert 0.0 <= m[f"ood/{key}"] <= 1.0
     assert returned["openset/f1"] == m["openset/f1"]
 
@@ -213,4 +213,4 @@ def test_openset_all_known_has_no_ood(tmp_path, mnist_dir):
     train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["openset/known"] == 10 and m["openset/openness"] == 0.0
-    assert all(m[f"ood/{key}"] is None for key in OOD_KEYS)
+    assert all(m[f"ood/{key}"] is None for key in OOD_NAMES)

@@ -15,6 +15,8 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from overgen.outputs import OOD_NAMES
+
 
 def thresholded_correct(scores: Tensor, labels: Tensor, threshold: float = 0.0) -> Tensor:
     """``[N] bool``: argmax right **and** its score ``>= threshold`` (docs/method.md §3,
@@ -83,9 +85,6 @@ def openness(known: int, total: int = 10) -> float:
 
 
 # -- ranking metrics: OOD (known vs unknown) and ROC (1-class, Fig. 5) -------------------
-OOD_KEYS = ("auroc", "aupr_in", "aupr_out", "fpr@95tpr")
-
-
 def _numpy(t: Tensor) -> np.ndarray:
     return t.detach().double().cpu().numpy()
 
@@ -113,14 +112,14 @@ def ood_metrics(scores: Tensor, in_dist: Tensor) -> dict[str, float | None]:
     All ``None`` when one of the two groups is empty (e.g. all ten digits known).
     """
     if in_dist.all() or not in_dist.any():
-        return dict.fromkeys(OOD_KEYS)
+        return dict.fromkeys(OOD_NAMES)
     s, pos = _numpy(scores), _numpy(in_dist).astype(bool)
-    return {
-        "auroc": float(roc_auc_score(pos, s)),
-        "aupr_in": float(average_precision_score(pos, s)),
-        "aupr_out": float(average_precision_score(~pos, -s)),
-        "fpr@95tpr": fpr_at_tpr(scores, in_dist, 0.95),
-    }
+    return dict(zip(OOD_NAMES, (  # auroc, aupr_in, aupr_out, fpr@95tpr
+        float(roc_auc_score(pos, s)),
+        float(average_precision_score(pos, s)),
+        float(average_precision_score(~pos, -s)),
+        fpr_at_tpr(scores, in_dist, 0.95),
+    ), strict=True))
 
 
 def roc(scores: Tensor, positive: Tensor) -> tuple[np.ndarray, np.ndarray, float]:

@@ -19,15 +19,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from overgen.outputs import ERROR_FILE, METRICS_FILE
 from overgen.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-# trainer settings that shrink a run: metrics.json records each as run/<key>
-SIZE_LIMITS = ("max_epochs", "max_steps", "limit_train_batches", "limit_test_batches",
-               "fast_dev_run")
-ERROR_FILE = "error.json"
 # overrides that say how to run a job, not what it computes
 RUN_CONTROL_KEYS = ("resume", "overwrite", "ckpt_path")
 

@@ -16,7 +16,6 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from overgen.callbacks.accuracy import threshold_key
 from overgen.callbacks.checkpoint_config import (
     CHECKPOINT_KEY,
     ConfigInCheckpoint,
@@ -28,7 +27,19 @@ from overgen.callbacks.stop import StopOnSignal
 from overgen.callbacks.test_images import CountTestImages
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import CheckpointError, ConfigError, OvergenError
-from overgen.runs import METRICS_FILE, SIZE_LIMITS, completed_metrics, earlier_runs
+from overgen.outputs import (
+    METRICS_FILE,
+    RUN_ALPHA,
+    RUN_DATA,
+    RUN_EPOCHS,
+    RUN_MODEL,
+    RUN_STEPS,
+    SIZE_LIMITS,
+    SKIPPED_FILE,
+    TEST_PREFIX,
+    threshold_key,
+)
+from overgen.runs import completed_metrics, earlier_runs
 from overgen.scores import CURVATURE_METHODS
 from overgen.utils.ddp import join_this_job
 from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
@@ -125,20 +136,20 @@ def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
     thresholds = sorted({t for cb in callbacks if isinstance(cb, Thresholded)
                          for t in cb.thresholds})
     metrics: dict[str, Any] = {
-        k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+        k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(TEST_PREFIX)
     }
     for cb in callbacks:
         metrics.update(getattr(cb, "results", {}) or {})
     metrics.update({
-        "run/model": choices.get("model"),
-        "run/data": choices.get("data"),
+        RUN_MODEL: choices.get("model"),
+        RUN_DATA: choices.get("data"),
         "run/seed": int(cfg.seed),
-        "run/epochs": int(trainer.current_epoch),
-        "run/steps": int(trainer.global_step),
+        RUN_EPOCHS: int(trainer.current_epoch),
+        RUN_STEPS: int(trainer.global_step),
         "run/curvature": OmegaConf.select(cfg, "model.curvature"),
         **{f"run/{k}": OmegaConf.select(cfg, f"model.{k}") for k in ("sigma", "alpha", "beta",
                                                                      "lambda_l2", "probes")},
-        **{threshold_key("run/alpha", t): alpha_for(t) if alpha_for else None
+        **{threshold_key(RUN_ALPHA, t): alpha_for(t) if alpha_for else None
            for t in thresholds},
         "run/overrides": task_overrides(),
         "run/train_classes": list(datamodule.train_classes),
@@ -229,7 +240,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if done is not None:
             log.info("skipped: this job already finished in %s (overwrite=true runs it "
                      "again)", run)
-            atomic_write_json(os.path.join(cfg.paths.output_dir, "skipped.json"),
+            atomic_write_json(os.path.join(cfg.paths.output_dir, SKIPPED_FILE),
                               {"metrics_in": str(run)})
             return done
     ckpt_path, resume_id = _resume_point(cfg, earlier) if resume else (cfg.ckpt_path, None)
@@ -324,7 +335,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, choices, started)
     metrics["run/ckpt_path"] = os.path.abspath(cfg.ckpt_path)
     # the training behind the numbers is the checkpoint's, not this (test-only) trainer's
-    metrics["run/epochs"], metrics["run/steps"] = ckpt.get("epoch", 0), ckpt.get("global_step", 0)
+    metrics[RUN_EPOCHS], metrics[RUN_STEPS] = ckpt.get("epoch", 0), ckpt.get("global_step", 0)
     metrics.update({f"run/{k}": OmegaConf.select(trained, f"trainer.{k}")
                     for k in SIZE_LIMITS if k != "limit_test_batches"})
     _write_metrics(cfg, trainer, metrics)

@@ -1,15 +1,18 @@
-"""Evaluation callbacks: thin, they call ``overgen.scores`` / ``metrics`` / ``figures``.
+"""Evaluation callbacks: thin, they call ``overgen.metrics`` / ``figures`` on the model's scores.
 
-A callback's ``results`` dict (flat keys) is merged into the run's ``metrics.json``.
+Each ``Evaluation`` reads the ``TestOutputs`` that the model's ``test_step`` returns (every
+test batch is scored once, for what all of them ask in ``score_needs``); its ``results``
+dict (flat keys, ``overgen.outputs``) is merged into the run's ``metrics.json``.
 """
 
 from overgen.callbacks.accuracy import TestAccuracy
 from overgen.callbacks.checkpoint_config import ConfigInCheckpoint, RngStateInCheckpoint
+from overgen.callbacks.evaluation import Evaluation
 from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
 from overgen.callbacks.fooling import FoolingAttack
 from overgen.callbacks.oneclass import OneClass
 from overgen.callbacks.openset import OpenSet
 from overgen.callbacks.rings_figure import RingsFigure
 
-__all__ = ["ConfigInCheckpoint", "FoolingAttack", "OneClass", "OpenSet", "RingsFigure",
-           "RngStateInCheckpoint", "StopOnNonFiniteLoss", "TestAccuracy"]
+__all__ = ["ConfigInCheckpoint", "Evaluation", "FoolingAttack", "OneClass", "OpenSet",
+           "RingsFigure", "RngStateInCheckpoint", "StopOnNonFiniteLoss", "TestAccuracy"]

@@ -20,10 +20,18 @@ from overgen.attacks.fgn import (
     fool,
     trial_targets,
 )
-from overgen.callbacks.accuracy import threshold_key
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
 from overgen.models.base import ScoringModule
+from overgen.outputs import (
+    FOOLING_FIGURE,
+    FOOLING_MAX_STEPS,
+    FOOLING_RATE,
+    FOOLING_STEPS,
+    FOOLING_TRIALS,
+    fooling_state_file,
+    threshold_key,
+)
 from overgen.utils.io import atomic_savefig
 
 KEY = "callbacks.fooling"
@@ -105,6 +113,7 @@ class FoolingAttack(Thresholded):
         if save_every is not None and generator != "rank1":
             raise ConfigError(f"{KEY}.save_every", save_every, f"null with {KEY}.generator="
                               f"{generator} (only the rank1 generator's state is saved)")
+        super().__init__()
         self.path = os.path.join(output_dir, filename)
         self.thresholds, self.digits = [float(t) for t in thresholds], [int(d) for d in digits]
         self.trials_per_digit, self.max_steps, self.seed = trials_per_digit, max_steps, seed
@@ -112,7 +121,6 @@ class FoolingAttack(Thresholded):
         self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
         self.target, self.generator = target, generator
         self.save_every, self.state_dir = save_every, None
-        self.results: dict[str, object] = {}
 
     def check(self, model: ScoringModule) -> None:
         """The model's scores at ``thresholds`` (and its ``log_probs``), and ``digits`` among
@@ -128,8 +136,8 @@ class FoolingAttack(Thresholded):
         dtype = next(pl_module.parameters()).dtype
         saving = {}
         if self.state_dir is not None and self.save_every is not None:
-            rank = f".rank{trainer.global_rank}" if trainer.global_rank else ""
-            saving = {"save_to": os.path.join(self.state_dir, f"fooling_state{rank}.pt"),
+            state = fooling_state_file(trainer.global_rank)
+            saving = {"save_to": os.path.join(self.state_dir, state),
                       "save_every": self.save_every}
         result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
                       self.optimizer, self.lr, self.betas, self.eps, self.target,
@@ -141,22 +149,22 @@ class FoolingAttack(Thresholded):
     def _report(self, trainer: pl.Trainer, result: FoolingResult) -> None:
         results: dict[str, object] = {}
         for k, t in enumerate(self.thresholds):
-            results[threshold_key("fooling/rate", t)] = result.rate(k)
-            results[threshold_key("fooling/steps", t)] = result.mean_steps(k)
+            results[threshold_key(FOOLING_RATE, t)] = result.rate(k)
+            results[threshold_key(FOOLING_STEPS, t)] = result.mean_steps(k)
         results.update({
-            "fooling/trials": len(result.trial),
+            FOOLING_TRIALS: len(result.trial),
             "fooling/target": self.target,
-            "fooling/max_steps": self.max_steps,
+            FOOLING_MAX_STEPS: self.max_steps,
             "fooling/lr": self.lr,
             "fooling/optimizer": self.optimizer,
             "fooling/generator": self.generator,
         })
         atomic_savefig(fooling_figure(result, self.digits), self.path)
-        results["figure/fooling"] = self.path
+        results[FOOLING_FIGURE] = self.path
         self.results = results
         scalars = {k: float(v) for k, v in results.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             if hasattr(logger, "log_image"):
-                logger.log_image(key="figure/fooling", images=[self.path])
+                logger.log_image(key=FOOLING_FIGURE, images=[self.path])

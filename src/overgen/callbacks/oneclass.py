@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import os
 
-import pytorch_lightning as pl
-import torch
-
+from overgen.callbacks.evaluation import Evaluation
 from overgen.errors import ConfigError
 from overgen.metrics import CatScores, roc
+from overgen.models.base import ScoreNeeds, TestOutputs
+from overgen.outputs import ONECLASS_AUROC, ONECLASS_DIGIT, ONECLASS_ROC_FILE, ROC_FILE
 from overgen.utils.io import atomic_write_json
 
 
-class OneClass(pl.Callback):
+class OneClass(Evaluation):
     """Scores every test image by ``class_scores(x)[:, d]`` (``d``: the one training digit;
     positives: test images of ``d``). ``oneclass/auroc``, ``oneclass/digit`` and the ROC
     curve ``{digit, auroc, fpr, tpr}`` in ``{output_dir}/{filename}``;
     ``oneclass/roc_file`` holds that file's name, relative to the run dir. Without positives
     or negatives (a truncated test set) there is no curve: both keys are ``None``."""
 
-    def __init__(self, output_dir: str, filename: str = "roc.json") -> None:
+    def __init__(self, output_dir: str, filename: str = ROC_FILE) -> None:
+        super().__init__()
         self.output_dir, self.filename = output_dir, filename
-        self.results: dict = {}
+
+    def score_needs(self) -> ScoreNeeds:
+        return {None: True}
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         classes = list(trainer.datamodule.train_classes)
@@ -34,22 +37,20 @@ class OneClass(pl.Callback):
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self.outputs = CatScores().to(pl_module.device)
 
-    @torch.no_grad()
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+    def on_test_batch_end(self, trainer, pl_module, outputs: TestOutputs, batch, batch_idx,
                           dataloader_idx=0) -> None:
-        x, y = batch
-        self.outputs.update(pl_module.class_scores(x)[:, self.digit], y)
+        self.outputs.update(outputs.scores[None][:, self.digit], outputs.labels)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         scores, labels = self.outputs.compute()
         positive = labels == self.digit
-        self.results = {"oneclass/auroc": None, "oneclass/digit": self.digit,
-                        "oneclass/roc_file": None}
+        self.results = {ONECLASS_AUROC: None, ONECLASS_DIGIT: self.digit,
+                        ONECLASS_ROC_FILE: None}
         if positive.all() or not positive.any():  # a truncated test set (tiny runs)
             return
         fpr, tpr, auroc = roc(scores, positive)
         if trainer.is_global_zero:
             atomic_write_json(os.path.join(self.output_dir, self.filename), {
                 "digit": self.digit, "auroc": auroc, "fpr": fpr.tolist(), "tpr": tpr.tolist()})
-        pl_module.log_dict({"oneclass/auroc": auroc, "oneclass/digit": float(self.digit)})
-        self.results.update({"oneclass/auroc": auroc, "oneclass/roc_file": self.filename})
+        pl_module.log_dict({ONECLASS_AUROC: auroc, ONECLASS_DIGIT: float(self.digit)})
+        self.results.update({ONECLASS_AUROC: auroc, ONECLASS_ROC_FILE: self.filename})

@@ -6,12 +6,20 @@ import torch
 
 from overgen.callbacks.thresholded import Thresholded
 from overgen.metrics import (
-    OOD_KEYS,
     CatScores,
     ood_metrics,
     openness,
     openset_counts,
     openset_f1,
+)
+from overgen.models.base import ScoreNeeds, TestOutputs
+from overgen.outputs import (
+    OOD_NAMES,
+    OOD_PREFIX,
+    OPENSET_F1,
+    OPENSET_KNOWN,
+    OPENSET_OPENNESS,
+    OPENSET_THRESHOLD,
 )
 
 
@@ -29,20 +37,20 @@ class OpenSet(Thresholded):
     key = "callbacks.openset.threshold"
 
     def __init__(self, threshold: float = 0.99, ood: bool = True) -> None:
+        super().__init__()
         self.threshold, self.ood = float(threshold), bool(ood)
         self.thresholds = [self.threshold]
-        self.results: dict = {}
+
+    def score_needs(self) -> ScoreNeeds:
+        return {self.threshold: self.ood}
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self.known = list(trainer.datamodule.train_classes)
         self.outputs = CatScores().to(pl_module.device)
 
-    @torch.no_grad()
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
+    def on_test_batch_end(self, trainer, pl_module, outputs: TestOutputs, batch, batch_idx,
                           dataloader_idx=0) -> None:
-        x, y = batch
-        scores = pl_module.class_scores(x, threshold=self.threshold, gate=not self.ood)
-        self.outputs.update(scores, y)
+        self.outputs.update(outputs.scores[self.threshold], outputs.labels)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         scores, labels = self.outputs.compute()
@@ -50,13 +58,13 @@ class OpenSet(Thresholded):
         precision, recall, f1 = openset_f1(tp, fp, fn)
         k = len(self.known)
         values = {
-            "openset/f1": f1, "openset/precision": precision, "openset/recall": recall,
-            "openset/openness": openness(k, trainer.datamodule.num_classes),
-            "openset/known": k, "openset/threshold": self.threshold,
+            OPENSET_F1: f1, "openset/precision": precision, "openset/recall": recall,
+            OPENSET_OPENNESS: openness(k, trainer.datamodule.num_classes),
+            OPENSET_KNOWN: k, OPENSET_THRESHOLD: self.threshold,
         }
         in_dist = torch.isin(labels, torch.as_tensor(self.known, device=labels.device))
-        ood = ood_metrics(scores.max(-1).values, in_dist) if self.ood else dict.fromkeys(OOD_KEYS)
-        values.update({f"ood/{name}": v for name, v in ood.items()})
+        ood = ood_metrics(scores.max(-1).values, in_dist) if self.ood else dict.fromkeys(OOD_NAMES)
+        values.update({OOD_PREFIX + name: v for name, v in ood.items()})
         pl_module.log_dict({name: float(v) for name, v in values.items() if v is not None})
         self.results = {**values, "openset/known_classes": self.known,
                         "openset/tp": tp, "openset/fp": fp, "openset/fn": fn}

@@ -5,21 +5,22 @@ from __future__ import annotations
 import os
 
 import matplotlib.pyplot as plt
-import pytorch_lightning as pl
 
+from overgen.callbacks.evaluation import Evaluation
 from overgen.data.rings import sample_rings
 from overgen.figures import rings_figure, rings_panels
+from overgen.outputs import RINGS_FIGURE
 from overgen.utils.io import atomic_savefig
 
 
-class RingsFigure(pl.Callback):
+class RingsFigure(Evaluation):
     """``{output_dir}/rings2d.png``; ``results["figure/rings2d"]`` holds its path."""
 
     def __init__(self, output_dir: str, filename: str = "rings2d.png", resolution: int = 200,
                  samples_per_ring: int = 1000) -> None:
+        super().__init__()
         self.path = os.path.join(output_dir, filename)
         self.resolution, self.samples_per_ring = resolution, samples_per_ring
-        self.results: dict[str, str] = {}
 
     def on_test_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
@@ -31,7 +32,7 @@ class RingsFigure(pl.Callback):
                            (x.numpy(), y.numpy()), title)
         atomic_savefig(fig, self.path)
         plt.close(fig)
-        self.results = {"figure/rings2d": self.path}
+        self.results = {RINGS_FIGURE: self.path}
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):
-                logger.log_image(key="figure/rings2d", images=[self.path])
+                logger.log_image(key=RINGS_FIGURE, images=[self.path])

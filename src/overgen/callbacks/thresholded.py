@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
+from overgen.callbacks.evaluation import Evaluation
 from overgen.models.base import ScoringModule
 
 
-class Thresholded(pl.Callback):
+class Thresholded(Evaluation):
     """Judges ``class_scores`` at ``thresholds``, set by the config key ``key``.
 
     ``check(model)`` refuses a model that cannot be judged there (``ConfigError``):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pytorch_lightning as pl
@@ -39,6 +40,39 @@ def build_network(network: nn.Module | NetworkConfig) -> nn.Module:
     return getattr(networks, name)(**args)
 
 
+#: what the evaluations ask of each test batch: per threshold (``None``: no threshold, the
+#: model's own settings) whether every score is needed in full (rankings: ``True``) or only
+#: the decisions at that threshold (``False``: the model may gate its costly work)
+ScoreNeeds = dict[float | None, bool]
+
+
+def merge_needs(needs: Iterable[ScoreNeeds]) -> ScoreNeeds:
+    """The union of ``needs``: every threshold asked for, in full where any asks so (and
+    always without a threshold, where there is nothing to gate on)."""
+    merged: ScoreNeeds = {}
+    for need in needs:
+        for threshold, full in need.items():
+            merged[threshold] = merged.get(threshold, False) or full or threshold is None
+    return merged
+
+
+@dataclass
+class TestOutputs:
+    """One test batch scored once for every evaluation: what ``test_step`` returns and
+    callbacks read as ``outputs`` in ``on_test_batch_end``."""
+
+    __test__ = False  # not a pytest test class
+
+    labels: Tensor  #: true classes ``[B]``
+    #: final class scores ``[B, C]`` per threshold asked for (``ScoreNeeds``): decisions at
+    #: the threshold exact, every score exact where asked in full
+    scores: dict[float | None, Tensor]
+    probs: Tensor | None = None  #: class probabilities ``y(x)`` ``[B, C]``; None: not probabilistic
+    error: Tensor | None = None  #: reconstruction error ``e(x)`` ``[B]`` (dAE)
+    #: curvature factor ``Gamma(x)`` ``[B]`` (dAE), NaN where no score needed it
+    gamma: Tensor | None = None
+
+
 class Scorer(Protocol):
     """``class_scores_at(x[index], thresholds, wanted=wanted)`` of the ``x`` a scorer was
     made for, without gradients."""
@@ -68,6 +102,7 @@ class ScoringModule(pl.LightningModule):
         if network is not None:  # models fitted without a network (OC-SVM) have none
             self.network = build_network(network)
         self.optimizer_factory = optimizer or torch.optim.Adam
+        self.score_needs: ScoreNeeds = {}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         network = getattr(self, "network", None)
@@ -83,6 +118,20 @@ class ScoringModule(pl.LightningModule):
         skip costly work for samples that cannot reach it (their scores stay below it).
         """
         raise NotImplementedError
+
+    def scores_for(self, x: Tensor, needs: ScoreNeeds) -> dict[float | None, Tensor]:
+        """``class_scores`` at each threshold of ``needs``, gated where not asked in full."""
+        return {t: self.class_scores(x, threshold=t, gate=not full) for t, full in needs.items()}
+
+    def on_test_start(self) -> None:
+        """Gathers what the test callbacks ask of each batch (their ``score_needs()``)."""
+        self.score_needs = merge_needs(cb.score_needs() for cb in self.trainer.callbacks
+                                       if hasattr(cb, "score_needs"))
+
+    def test_step(self, batch, batch_idx: int) -> TestOutputs:
+        """The batch scored once for every evaluation (``self.score_needs``)."""
+        x, y = batch
+        return TestOutputs(y, self.scores_for(x, self.score_needs))
 
     def class_scores_at(self, x: Tensor, thresholds: Sequence[float],
                         wanted: Tensor | None = None) -> list[Tensor]:

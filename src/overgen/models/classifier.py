@@ -6,8 +6,14 @@ import torch
 from torch import Tensor, nn
 
 from overgen.errors import ConfigError
-from overgen.models.base import NetworkConfig, OptimizerFactory, ScoringModule
+from overgen.models.base import NetworkConfig, OptimizerFactory, ScoringModule, TestOutputs
 from overgen.scores import cool_scores
+
+
+def class_log_probs(logits: Tensor, omega: int) -> Tensor:
+    """``log sum_j a_(k, j)``, ``[B, C]``: each class's softmax mass (the log softmax for
+    omega = 1)."""
+    return logits.log_softmax(-1).unflatten(-1, (-1, omega)).logsumexp(-1)
 
 
 def cool_loss(logits: Tensor, y: Tensor, omega: int) -> Tensor:
@@ -44,8 +50,8 @@ class Classifier(ScoringModule):
         return cool_scores(self(x), self.omega)
 
     def log_probs(self, x: Tensor) -> Tensor:
-        """``log sum_j a_(k, j)``: each class's softmax mass (the softmax for omega = 1)."""
-        return self(x).log_softmax(-1).unflatten(-1, (-1, self.omega)).logsumexp(-1)
+        """``class_log_probs`` of the logits."""
+        return class_log_probs(self(x), self.omega)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, y = batch
@@ -57,6 +63,11 @@ class Classifier(ScoringModule):
         x, y = batch
         self.log("val/loss", cool_loss(self(x), y, self.omega), prog_bar=True, sync_dist=True)
 
-    def test_step(self, batch, batch_idx: int) -> None:
+    def test_step(self, batch, batch_idx: int) -> TestOutputs:
+        """``test/loss`` and the batch's scores (alike at every threshold), one forward pass."""
         x, y = batch
-        self.log("test/loss", cool_loss(self(x), y, self.omega), sync_dist=True)
+        logits = self(x)
+        self.log("test/loss", cool_loss(logits, y, self.omega), sync_dist=True)
+        scores = cool_scores(logits, self.omega)
+        return TestOutputs(y, dict.fromkeys(self.score_needs, scores),
+                           class_log_probs(logits, self.omega).exp())

@@ -9,7 +9,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from overgen.errors import ConfigError
-from overgen.models.base import NetworkConfig, OptimizerFactory, Scorer, ScoringModule
+from overgen.models.base import (
+    NetworkConfig,
+    OptimizerFactory,
+    Scorer,
+    ScoringModule,
+    TestOutputs,
+)
+from overgen.outputs import TEST_MSE
 from overgen.scores import (
     CURVATURE_METHODS,
     curvature,
@@ -170,24 +177,28 @@ class DAEClassifier(ScoringModule):
         ``Gamma`` for each sample that any threshold needs (``Gamma`` is alpha-free); with
         ``wanted [B, len(thresholds)]``, only the marked decisions count as needs."""
         h, ctx = self.network.encode(x)
-        return self._scores(x, h, ctx, self.network.classify(h).softmax(-1), thresholds,
-                            gate, wanted)
-
-    def _scores(self, x: Tensor, h: Tensor, ctx, probs: Tensor,
-                thresholds: Sequence[float | None], gate: bool,
-                wanted: Tensor | None) -> list[Tensor]:
-        """``class_scores_at`` from the encoder's ``h``, ``ctx`` and softmax ``probs``."""
         e = reconstruction_error(x, self.network.decode(h, ctx))
+        probs = self.network.classify(h).softmax(-1)
+        return self._scores(x, e, probs, thresholds, [not gate] * len(thresholds), wanted)[0]
+
+    def _scores(self, x: Tensor, e: Tensor, probs: Tensor,
+                thresholds: Sequence[float | None], full: Sequence[bool],
+                wanted: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
+        """The scores at each of ``thresholds`` from ``e = e(x)`` and ``probs = y(x)``, and
+        ``Gamma [B]`` (NaN where not computed). ``Gamma`` is computed for every sample where
+        ``full[k]`` or ``thresholds[k]`` is None, else where the bound reaches
+        ``thresholds[k]``; with ``wanted [B, len(thresholds)]``, only where it is marked."""
         factors = [error_factor(e, self.alpha_for(t), x[0].numel()) for t in thresholds]
         need = torch.zeros_like(e, dtype=torch.bool)
         for k, (t, c) in enumerate(zip(thresholds, factors, strict=True)):
-            reach = (c * probs.amax(-1) >= t) if (t is not None and gate) else True
+            reach = (c * probs.amax(-1) >= t) if (t is not None and not full[k]) else True
             need |= reach if wanted is None else reach & wanted[:, k]
         gamma_factor = torch.ones_like(e)
         if need.any():
             gamma_factor = gamma_factor.masked_scatter(
                 need, curvature_factor(self.curvature(x[need]), self.beta))
-        return [(c * gamma_factor).unsqueeze(-1) * probs for c in factors]
+        scores = [(c * gamma_factor).unsqueeze(-1) * probs for c in factors]
+        return scores, gamma_factor.masked_fill(~need, torch.nan)
 
     def log_probs_with_scorer(self, x: Tensor) -> tuple[Tensor, Scorer]:
         """``log y(x)`` and a ``Scorer`` that reuses this encoder pass: scoring adds only
@@ -198,9 +209,11 @@ class DAEClassifier(ScoringModule):
         def scorer(index: Tensor, thresholds: Sequence[float],
                    wanted: Tensor | None = None) -> list[Tensor]:
             with torch.no_grad():
-                return self._scores(x[index].detach(), h[index].detach(), take(ctx, index),
-                                    log_probs[index].detach().exp(), thresholds, True,
-                                    wanted)
+                xi = x[index].detach()
+                e = reconstruction_error(xi, self.network.decode(h[index].detach(),
+                                                                 take(ctx, index)))
+                return self._scores(xi, e, log_probs[index].detach().exp(), thresholds,
+                                    [False] * len(thresholds), wanted)[0]
 
         return log_probs, scorer
 
@@ -231,7 +244,15 @@ class DAEClassifier(ScoringModule):
         self.log("val/mse", F.mse_loss(self.reconstruct(x), x), prog_bar=True, sync_dist=True)
         self.log("val/ce", F.cross_entropy(self(x), y), sync_dist=True)
 
-    def test_step(self, batch, batch_idx: int) -> None:
+    def test_step(self, batch, batch_idx: int) -> TestOutputs:
+        """``test/mse``, ``test/loss`` and the batch scored for every evaluation
+        (``self.score_needs``), all from one encoder pass."""
         x, y = batch
-        self.log("test/mse", F.mse_loss(self.reconstruct(x), x), sync_dist=True)
-        self.log("test/loss", F.cross_entropy(self(x), y), sync_dist=True)
+        h, ctx = self.network.encode(x)
+        r, logits = self.network.decode(h, ctx), self.network.classify(h)
+        self.log(TEST_MSE, F.mse_loss(r, x), sync_dist=True)
+        self.log("test/loss", F.cross_entropy(logits, y), sync_dist=True)
+        e, probs = reconstruction_error(x, r), logits.softmax(-1)
+        needs = self.score_needs
+        scores, gamma = self._scores(x, e, probs, list(needs), list(needs.values()))
+        return TestOutputs(y, dict(zip(needs, scores, strict=True)), probs, e, gamma)

@@ -100,8 +100,5 @@ class OneClassSVMModel(ScoringModule):
         scores[:, self.train_classes] = self.decision_function(x).to(x.dtype)[:, None]
         return scores
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        return None
-
     def configure_optimizers(self) -> None:
         return None

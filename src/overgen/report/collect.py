@@ -17,7 +17,19 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from overgen.metrics import average_roc
-from overgen.runs import SIZE_LIMITS
+from overgen.outputs import (
+    METRICS_FILE,
+    ONECLASS_AUROC,
+    ONECLASS_DIGIT,
+    ONECLASS_ROC_FILE,
+    OPENSET_F1,
+    OPENSET_KNOWN,
+    OPENSET_OPENNESS,
+    ROC_FILE,
+    RUN_EPOCHS,
+    RUN_MODEL,
+    SIZE_LIMITS,
+)
 
 MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm")
 
@@ -38,7 +50,7 @@ def find_runs(dirs: Iterable[str]) -> list[dict]:
     not a readable JSON object are skipped with a warning on stderr. Size limits missing
     from a ``metrics.json`` are read from the run's ``.hydra/config.yaml``."""
     runs = []
-    for path in sorted({p.resolve() for d in dirs for p in Path(d).rglob("metrics.json")}):
+    for path in sorted({p.resolve() for d in dirs for p in Path(d).rglob(METRICS_FILE)}):
         try:
             metrics = json.loads(path.read_text())
         except (OSError, ValueError) as e:
@@ -74,7 +86,7 @@ def has_prefix(run: dict, prefix: str) -> bool:
 
 def label(run: dict) -> str:
     """The setting a run belongs to: its model, the dAE's curvature method, an attack on y~."""
-    name = str(run.get("run/model") or "?")
+    name = str(run.get(RUN_MODEL) or "?")
     if name.startswith("dae"):
         name += f" ({run.get('run/curvature') or 'unknown'} curvature)"
     if run.get("fooling/target") == "y_tilde":
@@ -83,7 +95,7 @@ def label(run: dict) -> str:
 
 
 def _order(run: dict) -> tuple:
-    model = str(run.get("run/model") or "?")
+    model = str(run.get(RUN_MODEL) or "?")
     rank = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
     return rank, model, label(run), run["dir"]
 
@@ -127,7 +139,7 @@ def provenance(runs: list[dict]) -> str:
     """``"n=10, epochs=3, steps=5625, test images=10000"``; mixed values are listed
     (``epochs=3/20``, ``?`` for unrecorded); runs cut short add ``SHRUNK (k of n):`` and
     what cut them."""
-    text = (f"n={len(runs)}, epochs={_distinct(runs, 'run/epochs')}, "
+    text = (f"n={len(runs)}, epochs={_distinct(runs, RUN_EPOCHS)}, "
             f"steps={_distinct(runs, 'run/steps')}, "
             f"test images={_distinct(runs, 'run/test_images')}")
     shrunk = [notes for r in runs if (notes := shrunk_by(r))]
@@ -151,7 +163,7 @@ def run_file(run: dict, key: str, default: str | None = None) -> str | None:
 
 def load_roc(run: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """``(fpr, tpr)`` from the run's ROC file (``oneclass/roc_file`` or ``roc.json``)."""
-    path = run_file(run, "oneclass/roc_file", "roc.json")
+    path = run_file(run, ONECLASS_ROC_FILE, ROC_FILE)
     try:
         data = json.loads(Path(path).read_text())
         fpr, tpr = np.asarray(data["fpr"], float), np.asarray(data["tpr"], float)
@@ -162,7 +174,7 @@ def load_roc(run: dict) -> tuple[np.ndarray, np.ndarray] | None:
 
 def known_count(run: dict) -> int | None:
     """K, the number of known digits of an open-set run."""
-    known = run.get("openset/known")
+    known = run.get(OPENSET_KNOWN)
     if isinstance(known, list):
         return len(known)
     return int(known) if number(known) is not None else None
@@ -174,10 +186,10 @@ def openset_points(runs: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for name, g in group([r for r in runs if known_count(r) is not None]).items():
         for k, kruns in sorted(group(g, known_count).items()):
-            f1 = values(kruns, "openset/f1")
+            f1 = values(kruns, OPENSET_F1)
             if not f1:
                 continue
-            openness = values(kruns, "openset/openness") or [1.0 - math.sqrt(k / 10)]
+            openness = values(kruns, OPENSET_OPENNESS) or [1.0 - math.sqrt(k / 10)]
             out.setdefault(name, []).append({
                 "known": k, "openness": float(np.mean(openness)), "mean": float(np.mean(f1)),
                 "std": float(np.std(f1)), "n": len(f1)})
@@ -191,6 +203,6 @@ def oneclass_summary(runs: list[dict]) -> dict[str, dict]:
     for name, g in group(runs).items():
         curves = [c for c in map(load_roc, g) if c is not None]
         out[name] = {"tpr": average_roc(curves) if curves else None, "curves": len(curves),
-                     "auc": values(g, "oneclass/auroc"), "runs": g,
-                     "digits": sorted({int(d) for d in values(g, "oneclass/digit")})}
+                     "auc": values(g, ONECLASS_AUROC), "runs": g,
+                     "digits": sorted({int(d) for d in values(g, ONECLASS_DIGIT)})}
     return out

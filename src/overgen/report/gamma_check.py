@@ -18,9 +18,8 @@ import torch
 from torchvision.datasets import MNIST
 
 import overgen
+from overgen.outputs import GAMMA_FILE, METRICS_FILE
 from overgen.utils.io import atomic_write_json
-
-FILE = "gamma.json"
 
 
 def gamma_stats(gamma: torch.Tensor) -> dict:
@@ -52,13 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     for d in args.dirs:
         for ckpt in sorted(Path(d).rglob("checkpoints/last.ckpt")):
             run = ckpt.parent.parent
-            if (run / FILE).exists() and not args.redo:
+            if (run / GAMMA_FILE).exists() and not args.redo:
                 continue
-            if not (run / "metrics.json").exists():
+            if not (run / METRICS_FILE).exists():
                 continue  # an unfinished run
             stats = check(run, images)
             if stats is not None:
-                atomic_write_json(str(run / FILE), stats)
+                atomic_write_json(str(run / GAMMA_FILE), stats)
                 print(run, stats)
     return 0
 

@@ -10,6 +10,17 @@ from datetime import datetime, timezone
 
 import matplotlib.pyplot as plt
 
+from overgen.outputs import (
+    FOOLING_FIGURE,
+    FOOLING_PREFIX,
+    ONECLASS_PREFIX,
+    OOD_KEYS,
+    OPENSET_F1,
+    OPENSET_THRESHOLD,
+    RINGS_FIGURE,
+    RUN_DATA,
+    TEST_ACC,
+)
 from overgen.report.collect import (
     group,
     has_prefix,
@@ -24,7 +35,6 @@ from overgen.report.collect import (
 )
 from overgen.report.figures import openset_figure, roc_figure
 from overgen.report.tables import (
-    OOD_KEYS,
     PAPER_AUC,
     PAPER_EPOCHS,
     THRESHOLDS,
@@ -59,15 +69,15 @@ def _where(folder: str, out: str) -> str:
 
 
 def table_one_blocks(runs: list[dict]) -> list[Block]:
-    runs = [r for r in runs if has_prefix(r, "fooling/")
-            or (r.get("run/data") == "mnist" and "test/acc" in r)]
+    runs = [r for r in runs if has_prefix(r, FOOLING_PREFIX)
+            or (r.get(RUN_DATA) == "mnist" and TEST_ACC in r)]
     if not runs:
         return []
     text = ("Accuracy in %; acc@t: argmax right and final score >= t. fooled@t: share of "
             "fooling trials whose final score for the target reached t; in parentheses the "
             "mean updates of the successful trials (each a mean over runs). Rows marked "
             f"'paper' are the paper's values (docs/method.md §3, {PAPER_EPOCHS} epochs), not ours.")
-    if any(has_prefix(r, "fooling/") for r in runs):
+    if any(has_prefix(r, FOOLING_PREFIX) for r in runs):
         text += f" Fooling: {fooling_settings(runs)}."
     if alpha := alpha_settings(runs, list(THRESHOLDS)):
         text += f" The dAE's alpha per threshold: {alpha}."
@@ -76,15 +86,15 @@ def table_one_blocks(runs: list[dict]) -> list[Block]:
 
 
 def openset_blocks(runs: list[dict], out: str) -> list[Block]:
-    runs = [r for r in runs if "openset/f1" in r]
+    runs = [r for r in runs if OPENSET_F1 in r]
     points = openset_points(runs)
     if not points:
         return []
-    threshold = listed(runs, "openset/threshold")
+    threshold = listed(runs, OPENSET_THRESHOLD)
     text = (f"F-measure (pooled counts, threshold {threshold}) against openness; mean and "
             "std (ddof 0) over the subsets of each K, n = number of subsets (runs). The "
             "paper's claim: the dAE above CNN and COOL at every openness.")
-    thresholds = [f"{t:.2f}" for t in sorted(set(values(runs, "openset/threshold")))]
+    thresholds = [f"{t:.2f}" for t in sorted(set(values(runs, OPENSET_THRESHOLD)))]
     if alpha := alpha_settings(runs, thresholds):
         text += f" The dAE's alpha at the threshold: {alpha}."
     blocks = [
@@ -109,7 +119,7 @@ def openset_blocks(runs: list[dict], out: str) -> list[Block]:
 
 
 def oneclass_blocks(runs: list[dict], out: str) -> list[Block]:
-    runs = [r for r in runs if has_prefix(r, "oneclass/")]
+    runs = [r for r in runs if has_prefix(r, ONECLASS_PREFIX)]
     if not runs:
         return []
     summary = oneclass_summary(runs)
@@ -128,13 +138,13 @@ def oneclass_blocks(runs: list[dict], out: str) -> list[Block]:
 
 
 def rings_blocks(runs: list[dict], out: str) -> list[Block]:
-    runs = [r for r in runs if "figure/rings2d" in r]
+    runs = [r for r in runs if RINGS_FIGURE in r]
     if not runs:
         return []
     blocks: list[Block] = [("h", 2, "Fig. 2: 2-D rings")]
     for r in sorted(runs, key=lambda r: r["dir"]):
-        path, where = run_file(r, "figure/rings2d"), _where(r["dir"], out)
-        acc = values([r], "test/acc")
+        path, where = run_file(r, RINGS_FIGURE), _where(r["dir"], out)
+        acc = values([r], TEST_ACC)
         caption = (f"{label(r)}, {r.get('run/steps') or '?'} steps, {provenance([r])}"
                    f"{f', test acc {100 * acc[0]:.2f}%' if acc else ''}; run {where}")
         missing = os.path.basename(str(r["figure/rings2d"]))
@@ -146,8 +156,8 @@ def rings_blocks(runs: list[dict], out: str) -> list[Block]:
 def fooling_blocks(runs: list[dict], out: str) -> list[Block]:
     """One generated-image grid per setting (the first run that has one)."""
     blocks: list[Block] = []
-    for name, g in group([r for r in runs if "figure/fooling" in r]).items():
-        found = [(r, p) for r in g if (p := run_file(r, "figure/fooling"))]
+    for name, g in group([r for r in runs if FOOLING_FIGURE in r]).items():
+        found = [(r, p) for r in g if (p := run_file(r, FOOLING_FIGURE))]
         if found:
             r, path = found[0]
             blocks.append(("img", path, f"{name}: one fooling image per target digit, run "

@@ -17,23 +17,39 @@ import sys
 
 import numpy as np
 
+from overgen.outputs import (
+    FOOLING_PREFIX,
+    FOOLING_RATE,
+    FOOLING_STEPS,
+    ONECLASS_AUROC,
+    ONECLASS_DIGIT,
+    OPENSET_F1,
+    RINGS_FIGURE,
+    RUN_EPOCHS,
+    RUN_MODEL,
+    RUN_STEPS,
+    TEST_ACC,
+    TEST_MSE,
+    threshold_key,
+)
 from overgen.report.collect import find_runs, group, has_prefix, known_count, values
 from overgen.utils.io import atomic_write_json
 
-TABLE1_KEYS = {"acc": "test/acc", "acc@0.90": "test/acc@0.90", "acc@0.99": "test/acc@0.99",
-               "mse": "test/mse", "fooled@0.90": "fooling/rate@0.90",
-               "fooled@0.99": "fooling/rate@0.99", "steps@0.90": "fooling/steps@0.90",
-               "steps@0.99": "fooling/steps@0.99"}
+TABLE1_KEYS = {"acc": TEST_ACC,
+               **{f"acc@{t:.2f}": threshold_key(TEST_ACC, t) for t in (0.90, 0.99)},
+               "mse": TEST_MSE,
+               **{f"fooled@{t:.2f}": threshold_key(FOOLING_RATE, t) for t in (0.90, 0.99)},
+               **{f"steps@{t:.2f}": threshold_key(FOOLING_STEPS, t) for t in (0.90, 0.99)}}
 
 
 def epochs(runs: list[dict]) -> str:
     """The distinct ``run/epochs`` of ``runs``, ``"/"``-joined (``"?"`` when unknown)."""
-    found = sorted({int(e) for e in values(runs, "run/epochs")})
+    found = sorted({int(e) for e in values(runs, RUN_EPOCHS)})
     return "/".join(map(str, found)) or "?"
 
 
 def _model(run: dict) -> str:
-    name = str(run.get("run/model") or "?")
+    name = str(run.get(RUN_MODEL) or "?")
     lr = run.get("fooling/lr")
     return f"{name}@lr{lr:g}" if isinstance(lr, int | float) and lr != 1e-5 else name
 
@@ -46,37 +62,37 @@ def _mean(runs: list[dict], key: str) -> float | None:
 def summarize(runs: list[dict]) -> dict:
     """The flat ``table1/``, ``fig4/``, ``fig5/`` and ``fig2/`` values of ``runs``."""
     out: dict = {}
-    fooling = [r for r in runs if has_prefix(r, "fooling/")]
+    fooling = [r for r in runs if has_prefix(r, FOOLING_PREFIX)]
     for model, g in group(fooling, _model).items():
         for name, key in TABLE1_KEYS.items():
             if (v := _mean(g, key)) is not None:
                 out[f"table1/{model}/{name}"] = v
         out[f"table1/{model}/epochs"] = epochs(g)
-    openset = [r for r in runs if known_count(r) is not None and "openset/f1" in r]
-    for model, g in group(openset, lambda r: str(r.get("run/model"))).items():
+    openset = [r for r in runs if known_count(r) is not None and OPENSET_F1 in r]
+    for model, g in group(openset, lambda r: str(r.get(RUN_MODEL))).items():
         for k, kruns in sorted(group(g, known_count).items()):
-            f1 = values(kruns, "openset/f1")
+            f1 = values(kruns, OPENSET_F1)
             prefix = f"fig4/{model}/k{k}"
             out.update({f"{prefix}/f_mean": float(np.mean(f1)),
                         f"{prefix}/f_std": float(np.std(f1)), f"{prefix}/n": len(f1),
                         f"{prefix}/epochs": epochs(kruns)})
-    oneclass = [r for r in runs if "oneclass/auroc" in r]
-    for model, g in group(oneclass, lambda r: str(r.get("run/model"))).items():
-        per_digit = {int(d): _mean([r for r in g if r.get("oneclass/digit") == d],
-                                   "oneclass/auroc")
-                     for d in values(g, "oneclass/digit")}
+    oneclass = [r for r in runs if ONECLASS_AUROC in r]
+    for model, g in group(oneclass, lambda r: str(r.get(RUN_MODEL))).items():
+        per_digit = {int(d): _mean([r for r in g if r.get(ONECLASS_DIGIT) == d],
+                                   ONECLASS_AUROC)
+                     for d in values(g, ONECLASS_DIGIT)}
         out.update({f"fig5/{model}/auroc/{d}": v for d, v in sorted(per_digit.items())
                     if v is not None})
         out[f"fig5/{model}/auroc_mean"] = float(np.mean([v for v in per_digit.values()
                                                          if v is not None]))
         out[f"fig5/{model}/digits"] = len(per_digit)
         out[f"fig5/{model}/epochs"] = epochs(g)
-    rings = [r for r in runs if "figure/rings2d" in r]
-    for name in ("test/acc", "test/acc@0.90", "test/acc@0.99", "test/mse"):
+    rings = [r for r in runs if RINGS_FIGURE in r]
+    for name in (TEST_ACC, threshold_key(TEST_ACC, 0.90), threshold_key(TEST_ACC, 0.99), TEST_MSE):
         if (v := _mean(rings, name)) is not None:
             out[f"fig2/{name.split('/')[1]}"] = v
     if rings:
-        out["fig2/steps"] = int(np.mean(values(rings, "run/steps")))
+        out["fig2/steps"] = int(np.mean(values(rings, RUN_STEPS)))
     return out
 
 

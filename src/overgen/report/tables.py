@@ -9,6 +9,18 @@ from collections.abc import Callable
 
 import numpy as np
 
+from overgen.outputs import (
+    FOOLING_RATE,
+    FOOLING_STEPS,
+    ONECLASS_AUROC,
+    ONECLASS_DIGIT,
+    OOD_KEYS,
+    RUN_ALPHA,
+    RUN_DATA,
+    RUN_MODEL,
+    TEST_ACC,
+    threshold_key,
+)
 from overgen.report.collect import group, listed, provenance, values
 
 Table = tuple[list[str], list[list[str]]]
@@ -25,7 +37,6 @@ PAPER_EPOCHS = 100
 # The paper's Fig. 5 AUCs (1-class, averaged over the ten digits), not ours.
 PAPER_AUC = {"dae": 0.964, "ocsvm": 0.952, "cool": 0.753}
 THRESHOLDS = ("0.90", "0.99")
-OOD_KEYS = ("ood/auroc", "ood/aupr_in", "ood/aupr_out", "ood/fpr@95tpr")
 
 
 def cell(xs: list[float], fmt: Callable[[float], str], n: int, std: bool = False) -> str:
@@ -38,13 +49,14 @@ def cell(xs: list[float], fmt: Callable[[float], str], n: int, std: bool = False
 
 
 def _fooled(runs: list[dict], t: str) -> str:
-    rate = cell(values(runs, f"fooling/rate@{t}"), lambda v: f"{100 * v:.1f}%", len(runs))
-    steps = values(runs, f"fooling/steps@{t}")
+    rate = cell(values(runs, threshold_key(FOOLING_RATE, float(t))),
+                lambda v: f"{100 * v:.1f}%", len(runs))
+    steps = values(runs, threshold_key(FOOLING_STEPS, float(t)))
     return f"{rate} ({cell(steps, lambda v: f'{v:.1f}', len(runs))})" if steps else rate
 
 
 def _model(run: dict) -> str:
-    return str(run.get("run/model") or "?")
+    return str(run.get(RUN_MODEL) or "?")
 
 
 def table_one(runs: list[dict]) -> Table:
@@ -56,7 +68,7 @@ def table_one(runs: list[dict]) -> Table:
     for model, model_runs in group(runs, _model).items():
         for name, g in group(model_runs).items():
             accs = [cell(values(g, key), lambda v: f"{100 * v:.2f}", len(g))
-                    for key in ("test/acc", *(f"test/acc@{t}" for t in THRESHOLDS))]
+                    for key in (TEST_ACC, *(threshold_key(TEST_ACC, float(t)) for t in THRESHOLDS))]
             rows.append([name, "ours", *accs, *(_fooled(g, t) for t in THRESHOLDS),
                          provenance(g)])
         if model in PAPER_TABLE_I:
@@ -76,8 +88,8 @@ def alpha_settings(runs: list[dict], thresholds: list[str]) -> str:
     ``dae_sym (exact curvature): alpha 20 at 0.90, 3 at 0.99``; ``""`` when no run has one."""
     parts = []
     for name, g in group(runs).items():
-        pairs = [f"{listed(g, f'run/alpha@{t}')} at {t}" for t in thresholds
-                 if values(g, f"run/alpha@{t}")]
+        pairs = [f"{listed(g, threshold_key(RUN_ALPHA, float(t)))} at {t}" for t in thresholds
+                 if values(g, threshold_key(RUN_ALPHA, float(t)))]
         if pairs:
             parts.append(f"{name}: alpha {', '.join(pairs)}")
     return "; ".join(parts)
@@ -129,12 +141,12 @@ def oneclass_table(summary: dict[str, dict]) -> Table:
 def oneclass_digit_table(runs: list[dict]) -> Table:
     """AUC per digit (rows) and setting (columns), mean over that digit's runs."""
     groups = group(runs)
-    digits = sorted({int(d) for d in values(runs, "oneclass/digit")})
+    digits = sorted({int(d) for d in values(runs, ONECLASS_DIGIT)})
     rows = []
     for d in digits:
         row = [str(d)]
         for g in groups.values():
-            xs = values([r for r in g if r.get("oneclass/digit") == d], "oneclass/auroc")
+            xs = values([r for r in g if r.get(ONECLASS_DIGIT) == d], ONECLASS_AUROC)
             row.append(cell(xs, lambda v: f"{v:.3f}", 1))
         rows.append(row)
     return ["digit", *groups], rows
@@ -142,7 +154,7 @@ def oneclass_digit_table(runs: list[dict]) -> Table:
 
 def overview_table(runs: list[dict]) -> Table:
     """Every run found, counted per data set and setting."""
-    by_data = group(runs, lambda r: str(r.get("run/data") or "?"))
+    by_data = group(runs, lambda r: str(r.get(RUN_DATA) or "?"))
     rows = [[data, name, provenance(g)] for data, d_runs in sorted(by_data.items())
             for name, g in group(d_runs).items()]
     return ["data", "model", "runs"], rows

@@ -1,0 +1,55 @@
+"""One schema for what runs write and what reads it back (``overgen.runs``, ``overgen.report``):
+the files in a run dir and the ``metrics.json`` keys both sides use. Keys and names are a
+contract (results/ and reports read them): add new ones, never rename."""
+
+from __future__ import annotations
+
+# -- files in a run dir ---------------------------------------------------------------------
+METRICS_FILE = "metrics.json"  # flat metrics of a finished run (overgen.tasks)
+ERROR_FILE = "error.json"  # why a run failed (overgen.runs)
+SKIPPED_FILE = "skipped.json"  # a job that had finished already (overgen.tasks)
+ROC_FILE = "roc.json"  # the 1-class ROC curve (callbacks.OneClass)
+GAMMA_FILE = "gamma.json"  # exact gamma of some test images (overgen.report.gamma_check)
+
+
+def fooling_state_file(rank: int) -> str:
+    """The fooling attack's saved state of DDP rank ``rank``: ``fooling_state.pt`` on rank
+    0, ``fooling_state.rank<r>.pt`` on the others."""
+    return f"fooling_state{f'.rank{rank}' if rank else ''}.pt"
+
+
+# -- metrics.json keys ----------------------------------------------------------------------
+def threshold_key(prefix: str, threshold: float) -> str:
+    """``test/acc@0.90``-style keys of a value at a threshold (two decimals)."""
+    return f"{prefix}@{threshold:.2f}"
+
+
+TEST_PREFIX = "test/"  # every metric the model logs while testing
+TEST_ACC = "test/acc"  # plain accuracy; threshold_key(TEST_ACC, t) at a threshold
+TEST_MSE = "test/mse"
+FOOLING_PREFIX = "fooling/"
+FOOLING_RATE = "fooling/rate"  # threshold_key(FOOLING_RATE, t)
+FOOLING_STEPS = "fooling/steps"  # threshold_key(FOOLING_STEPS, t)
+FOOLING_TRIALS = "fooling/trials"
+FOOLING_MAX_STEPS = "fooling/max_steps"
+FOOLING_FIGURE = "figure/fooling"
+RINGS_FIGURE = "figure/rings2d"
+OPENSET_F1 = "openset/f1"
+OPENSET_KNOWN = "openset/known"
+OPENSET_OPENNESS = "openset/openness"
+OPENSET_THRESHOLD = "openset/threshold"
+OOD_PREFIX = "ood/"
+OOD_NAMES = ("auroc", "aupr_in", "aupr_out", "fpr@95tpr")  # metrics.ood_metrics' keys
+OOD_KEYS = tuple(OOD_PREFIX + name for name in OOD_NAMES)
+ONECLASS_PREFIX = "oneclass/"
+ONECLASS_AUROC = "oneclass/auroc"
+ONECLASS_DIGIT = "oneclass/digit"
+ONECLASS_ROC_FILE = "oneclass/roc_file"
+RUN_MODEL = "run/model"
+RUN_DATA = "run/data"
+RUN_EPOCHS = "run/epochs"
+RUN_STEPS = "run/steps"
+RUN_ALPHA = "run/alpha"  # model.alpha; threshold_key(RUN_ALPHA, t): the alpha paired with t
+# trainer settings that shrink a run: metrics.json records each as run/<key>
+SIZE_LIMITS = ("max_epochs", "max_steps", "limit_train_batches", "limit_test_batches",
+               "fast_dev_run")

@@ -1,0 +1,126 @@
+"""Each test batch is scored once, by the model's ``test_step``, for every evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TINY, compose_cfg
+
+from overgen.models import Classifier, DAEClassifier
+from overgen.models.base import merge_needs
+from overgen.networks import ConvClassifier, ConvDAE
+from overgen.scores import curvature_factor, reconstruction_error
+from overgen.tasks import train
+
+OPENSET = ["data=mnist_openset", "+known=3", "model=dae_sym", "+curvature=hutchinson",
+           "model.probes=2", *TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2"]
+TEST_IMAGES = 2 * 500  # limit_test_batches=2 of data.eval_batch_size=500
+
+# metrics.json of the OPENSET run at commit 81e58cf, where each callback scored the test
+# images itself (TestAccuracy gated, OpenSet in full): the numbers must not change
+BEFORE = {
+    "ood/aupr_in": 0.5255312746146241, "ood/aupr_out": 0.8040183637210934,
+    "ood/auroc": 0.6841167061725539, "ood/fpr@95tpr": 0.8923512747875354,
+    "openset/f1": 0.0, "openset/fn": 294, "openset/fp": 0, "openset/known": 3,
+    "openset/known_classes": [0, 4, 7], "openset/openness": 0.4522774424948339,
+    "openset/precision": 0.0, "openset/recall": 0.0, "openset/threshold": 0.99,
+    "openset/tp": 0, "run/alpha": 20.0, "run/alpha@0.90": 20.0, "run/alpha@0.99": 3.0,
+    "run/beta": 10.0, "run/curvature": "hutchinson", "run/data": "mnist_openset",
+    "run/epochs": 1, "run/lambda_l2": 0.0, "run/model": "dae_sym", "run/probes": 2,
+    "run/resumed_from": None, "run/seed": 12345, "run/sigma": 0.2, "run/steps": 20,
+    "run/train_classes": [0, 4, 7], "test/acc": 0.17299999296665192,
+    "test/acc@0.90": 0.0, "test/acc@0.99": 0.0, "test/loss": 4.545546054840088,
+    "test/mse": 0.03177087381482124,
+}
+
+
+@pytest.fixture
+def gamma_images(monkeypatch) -> list[int]:
+    """The number of images each ``DAEClassifier.curvature`` call is asked for."""
+    calls: list[int] = []
+    curvature = DAEClassifier.curvature
+    monkeypatch.setattr(DAEClassifier, "curvature",
+                        lambda self, x: calls.append(len(x)) or curvature(self, x))
+    return calls
+
+
+def test_openset_run_gives_the_same_metrics_with_one_gamma_per_image(tmp_path, mnist_dir,
+                                                                     gamma_images):
+    train(compose_cfg("train", OPENSET, tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # keys added since (run/seconds, run/git_commit, ...) are new facts, not changed numbers
+    assert {k: metrics.get(k) for k in BEFORE} == BEFORE
+    assert sum(gamma_images) == TEST_IMAGES  # OpenSet's ood needs every Gamma, once
+
+
+def test_gated_and_full_needs_share_one_gamma(tmp_path, mnist_dir, gamma_images):
+    """At threshold 0.1 with alpha 0 every test image can pass (max y >= 1/10): the gated
+    accuracy needs every Gamma too; before, it computed them a second time."""
+    cfg = compose_cfg("train", [*OPENSET, "callbacks.test_accuracy.thresholds=[0.1]"], tmp_path)
+    cfg.model.alpha_at = {0.1: 0.0, 0.99: 3.0}
+    metrics = train(cfg)
+    assert metrics["test/acc@0.10"] == metrics["test/acc"]  # every correct image passes
+    assert sum(gamma_images) == TEST_IMAGES
+
+
+def test_merge_needs_is_the_union_in_full_where_any_asks():
+    assert merge_needs([{0.9: False, 0.99: False}, {0.99: True}, {}]) == {0.9: False,
+                                                                          0.99: True}
+    assert merge_needs([{None: False}]) == {None: True}  # nothing to gate on
+    assert merge_needs([]) == {}
+
+
+def test_dae_test_step_against_its_own_functions(monkeypatch):
+    torch.manual_seed(0)
+    model = DAEClassifier(ConvDAE(), alpha=20.0).eval()
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    probs = model(x).softmax(-1).detach()
+    t = float(probs.amax(-1).median())  # with alpha 0: three images reach t, one not
+    model.alpha_at = {t: 0.0, 0.99: 3.0}
+    # a stand-in gamma per image (row sum), fast and the same for any subset of rows
+    monkeypatch.setattr(model, "curvature", lambda v: v.flatten(1).sum(1) / 1e4)
+    monkeypatch.setattr(model, "log", lambda *args, **kwargs: None)
+    model.score_needs = {t: False, 0.99: True, None: True}  # t gated, the others in full
+    out = model.test_step((x, y), 0)
+    assert torch.equal(out.labels, y)
+    torch.testing.assert_close(out.probs, probs)
+    torch.testing.assert_close(out.error, reconstruction_error(x, model.reconstruct(x)))
+    torch.testing.assert_close(out.gamma, curvature_factor(model.curvature(x), model.beta))
+    for key in model.score_needs:  # every Gamma computed (for the full ones): exact scores
+        torch.testing.assert_close(out.scores[key], model.class_scores(x, key, gate=False))
+    model.score_needs = {t: False}  # gated alone: Gamma only where max y reaches t
+    out = model.test_step((x, y), 0)
+    assert torch.equal(out.gamma.isnan(), probs.amax(-1) < t) and 0 < out.gamma.isnan().sum() < 4
+    gated = model.class_scores(x, t)
+    torch.testing.assert_close(out.scores[t], gated)
+    assert torch.equal(gated.amax(-1) >= t, model.class_scores(x, t, gate=False).amax(-1) >= t)
+
+
+def test_dae_test_step_logs_mse_and_loss_from_one_encoder_pass(monkeypatch):
+    torch.manual_seed(0)
+    model = DAEClassifier(ConvDAE()).eval()
+    x, y = torch.rand(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    logged, encodes = {}, []
+    monkeypatch.setattr(model, "log", lambda k, v, **kwargs: logged.update({k: v}))
+    encode = model.network.encode
+    monkeypatch.setattr(model.network, "encode", lambda v: encodes.append(len(v)) or encode(v))
+    model.test_step((x, y), 0)
+    assert encodes == [3]
+    torch.testing.assert_close(logged["test/mse"], F.mse_loss(model.reconstruct(x), x))
+    torch.testing.assert_close(logged["test/loss"], F.cross_entropy(model(x), y))
+
+
+def test_classifier_test_step_scores_every_threshold_alike(monkeypatch):
+    torch.manual_seed(0)
+    model = Classifier(ConvClassifier(30), omega=3).eval()
+    x, y = torch.rand(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    monkeypatch.setattr(model, "log", lambda *args, **kwargs: None)
+    model.score_needs = {0.9: False, None: True}
+    out = model.test_step((x, y), 0)
+    assert set(out.scores) == {0.9, None} and out.error is None and out.gamma is None
+    for scores in out.scores.values():
+        torch.testing.assert_close(scores, model.class_scores(x))
+    torch.testing.assert_close(out.probs, model.log_probs(x).exp())
