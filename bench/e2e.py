@@ -13,12 +13,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _experiment_or(name: str, data: str) -> list[str]:
-    """``experiment=<name>`` when conf/experiment/<name>.yaml exists, else ``data=<data>``."""
-    exists = (ROOT / "conf" / "experiment" / f"{name}.yaml").exists()
-    return [f"experiment={name}"] if exists else [f"data={data}"]
-
-
 def runs() -> dict[str, list[str]]:
     """The three runs timed: rings2d default, one open-set run, one 1-class run (the
     latter two with ``dae_sym``, 1 epoch, Hutchinson curvature)."""
@@ -26,9 +20,9 @@ def runs() -> dict[str, list[str]]:
              "logger=csv"]
     return {
         "rings2d (50,000 steps)": ["experiment=rings2d"],
-        "open set (K=3, 1 epoch)": [*_experiment_or("openset", "mnist_openset"), "+known=3",
+        "open set (K=3, 1 epoch)": ["experiment=openset", "+known=3",
                                     *short],
-        "1-class (digit 0, 1 epoch)": [*_experiment_or("oneclass", "mnist_oneclass"),
+        "1-class (digit 0, 1 epoch)": ["experiment=oneclass",
                                        "data.digit=0", *short],
     }
 

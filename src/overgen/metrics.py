@@ -25,13 +25,9 @@ def thresholded_correct(scores: Tensor, labels: Tensor, threshold: float = 0.0) 
     return (pred == labels) & (best >= threshold)
 
 
-def thresholded_accuracy(scores: Tensor, labels: Tensor, threshold: float = 0.0) -> float:
-    """Fraction of ``thresholded_correct``; ``threshold = 0`` is the plain accuracy."""
-    return thresholded_correct(scores, labels, threshold).float().mean().item()
-
-
 class ThresholdedAccuracy(Metric):
-    """Streaming ``thresholded_accuracy``; counts are summed across DDP ranks."""
+    """Streaming fraction of ``thresholded_correct`` (``threshold = 0``: plain accuracy);
+    counts are summed across DDP ranks."""
 
     full_state_update = False
 

@@ -141,11 +141,6 @@ def confidence(
     return error_factor(e, alpha, d) * curvature_factor(gamma, beta)
 
 
-def softmax_scores(logits: Tensor) -> Tensor:
-    """Plain classifier scores ``softmax(logits)``: ``[B, C] -> [B, C]``."""
-    return logits.softmax(-1)
-
-
 def cool_scores(logits: Tensor, omega: int) -> Tensor:
     """COOL class scores ``omega^omega * prod_j a_(k, j)`` (max 1): ``[B, C*omega] -> [B, C]``.
 

@@ -175,8 +175,6 @@ def load_roc(run: dict) -> tuple[np.ndarray, np.ndarray] | None:
 def known_count(run: dict) -> int | None:
     """K, the number of known digits of an open-set run."""
     known = run.get(OPENSET_KNOWN)
-    if isinstance(known, list):
-        return len(known)
     return int(known) if number(known) is not None else None
 
 
@@ -189,7 +187,7 @@ def openset_points(runs: list[dict]) -> dict[str, list[dict]]:
             f1 = values(kruns, OPENSET_F1)
             if not f1:
                 continue
-            openness = values(kruns, OPENSET_OPENNESS) or [1.0 - math.sqrt(k / 10)]
+            openness = values(kruns, OPENSET_OPENNESS)
             out.setdefault(name, []).append({
                 "known": k, "openness": float(np.mean(openness)), "mean": float(np.mean(f1)),
                 "std": float(np.std(f1)), "n": len(f1)})
