@@ -62,7 +62,7 @@ def test_tables_average_per_setting(tmp_path):
     text = out.read_text()
     assert "| dae_oneclass | mean/784 | 10 | switches | noisy | 3 | 0.900 | – | 0.900 [1] |" in text
     assert "| 0.800 | 0.650 ± 0.050 (n=2) | 0.725 |" in text
-    assert "0.600 (n=2) | 0.900 (n=1) | 0.990 | 0.950 | 0.700 | 0.0020 |" in text
+    assert "0.600 (n=2) | 0.900 (n=1) | – | 0.990 | 0.950 | 0.700 | 0.0020 |" in text
 
 
 def test_gamma_stats_counts_positive_curvature():

@@ -22,6 +22,7 @@ from overgen.outputs import (
     GAMMA_FILE,
     ONECLASS_AUROC,
     ONECLASS_DIGIT,
+    OOD_PREFIX,
     OPENSET_F1,
     RUN_DATA,
     RUN_EPOCHS,
@@ -34,6 +35,7 @@ from overgen.report.collect import find_runs, known_count, number, values
 from overgen.report.render import to_markdown
 from overgen.utils.io import atomic_write_json, atomic_write_text
 
+OOD_AUROC = OOD_PREFIX + "auroc"
 SUM, MEAN = "sum", "mean/784"
 FACTORS = ("loss", "L2", "unpool", "input", "epochs")
 
@@ -105,8 +107,8 @@ def oneclass_rows(runs: list[dict], digits: list[int]) -> tuple[list[str], list[
 def openset_rows(openset: list[dict], mnist: list[dict]) -> tuple[list[str], list[list[str]], dict]:
     """Per setting: open-set F at K=3 and K=6 (mean over subsets), and the ten-digit test
     accuracies and MSE."""
-    header = ["model", *FACTORS, "F K=3", "F K=6", "acc", "acc@0.90", "acc@0.99", "test MSE",
-              "gamma>0"]
+    header = ["model", *FACTORS, "F K=3", "F K=6", "OOD AUROC", "acc", "acc@0.90", "acc@0.99",
+              "test MSE", "gamma>0"]
     groups: dict[tuple, dict[str, list[dict]]] = {}
     for kind, runs in (("openset", openset), ("mnist", mnist)):
         for key, g in _group(runs).items():
@@ -116,7 +118,8 @@ def openset_rows(openset: list[dict], mnist: list[dict]) -> tuple[list[str], lis
         f = {k: values([r for r in g["openset"] if known_count(r) == k], OPENSET_F1)
              for k in (3, 6)}
         m = g["mnist"]
-        cells = {"f1_k3": f[3], "f1_k6": f[6], "acc": values(m, TEST_ACC),
+        cells = {"f1_k3": f[3], "f1_k6": f[6], "ood_auroc": values(g["openset"], OOD_AUROC),
+                 "acc": values(m, TEST_ACC),
                  "acc@0.90": values(m, threshold_key(TEST_ACC, 0.90)),
                  "acc@0.99": values(m, threshold_key(TEST_ACC, 0.99)),
                  "mse": values(m, TEST_MSE)}
