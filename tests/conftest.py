@@ -25,6 +25,15 @@ os.environ.setdefault("WANDB_SILENT", "true")
 TINY = ["logger=csv", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
 
 
+# metrics.json facts that differ between two runs of the same job by design
+RUN_FACTS = ("run/overrides", "run/resumed_from", "run/seconds")
+
+
+def comparable(metrics: dict) -> dict:
+    """``metrics`` without ``RUN_FACTS``: what two runs of one job must agree on."""
+    return {k: v for k, v in metrics.items() if k not in RUN_FACTS}
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import torch
-from conftest import ROOT, TINY
-from test_reliability import RINGS, _comparable, _metrics, _train
+from conftest import ROOT, TINY, comparable
+from test_reliability import RINGS, _metrics, _train
 
 # a small attack on a CNN trained for 40 steps: ~600 updates of 10 trials, some fooled
 # at each threshold, in a few seconds on a CPU; its state saved every 50 updates
@@ -82,7 +82,7 @@ def test_sigterm_during_fit_saves_its_step_and_resume_equals_uninterrupted(tmp_p
     (a,) = _metrics((tmp_path / "a").rglob("metrics.json"))
     (b,) = _metrics(logs.rglob("metrics.json"))
     assert b["run/resumed_from"] == str(ckpt) and b["run/steps"] == 1000
-    assert _comparable(a) == _comparable(b)
+    assert comparable(a) == comparable(b)
 
 
 def test_sigint_while_scoring_exact_curvature_stops_within_seconds(tmp_path, mnist_dir):

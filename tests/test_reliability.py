@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, compose_cfg
+from conftest import ROOT, TINY, comparable, compose_cfg
 from hydra import compose, initialize_config_dir
 
 # the 2-D rings: a real training loop that runs ~100 steps/s on a CPU
@@ -32,10 +32,6 @@ def _train(*args: str, log_dir: Path, env: dict | None = None, wait: bool = True
 
 def _metrics(run_dirs) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(run_dirs) if p.name == "metrics.json"]
-
-
-def _comparable(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in ("run/overrides", "run/resumed_from")}
 
 
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
@@ -63,7 +59,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     (a,) = _metrics((tmp_path / "a").rglob("metrics.json"))
     (b,) = _metrics((tmp_path / "b").rglob("metrics.json"))
     assert b["run/resumed_from"] and b["run/steps"] == 1500
-    assert _comparable(a) == _comparable(b)
+    assert comparable(a) == comparable(b)
 
 
 def test_sweep_keeps_going_records_failures_and_skips_finished_jobs(tmp_path):
@@ -281,7 +277,7 @@ def test_unreadable_metrics_count_as_unfinished_and_are_named(tmp_path):
     assert f"{metrics} is unreadable" in again.stdout + again.stderr
     (new,) = _metrics(p for p in logs.rglob("metrics.json") if p != metrics)
     assert new["run/resumed_from"] and new["run/steps"] == 5  # evaluated again, not trained
-    assert _comparable(new) == _comparable(whole)
+    assert comparable(new) == comparable(whole)
 
 
 def test_unwritable_log_dir_fails_before_any_work(tmp_path):
