@@ -11,9 +11,9 @@ import torch
 from matplotlib.colors import to_rgb
 from test_report import _oneclass, _openset, _run
 
+from overgen.figures import MODEL_COLOURS, openset_figure, roc_figure, styles
 from overgen.report import main
 from overgen.report.collect import find_runs, oneclass_summary, openset_points, provenance
-from overgen.report.figures import MODEL_COLOURS, openset_figure, roc_figure, styles
 from overgen.utils.provenance import git_commit
 
 FULL = {"run/model": "cnn", "run/data": "mnist", "test/acc": 0.99, "run/max_epochs": 3,

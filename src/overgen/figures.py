@@ -1,17 +1,32 @@
-"""Matplotlib figures built from models or from ``metrics.json`` data (no training here)."""
+"""Every matplotlib figure of overgen: Fig. 2 (rings panels, from a model), Fig. 3 (the
+fooling grid), Fig. 4 (open set) and Fig. 5 (1-class ROC) from ``metrics.json`` data, and the
+per-model colours. Figures are plain ``matplotlib.figure.Figure`` objects: no pyplot and no
+backend switch, so importing this module leaves a notebook's backend alone; save them with
+``fig.savefig`` (``overgen.utils.io.atomic_savefig``), which renders PNG with Agg."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from overgen.metrics import FPR_GRID
+from overgen.report.collect import MODEL_ORDER
+from overgen.report.tables import PAPER_AUC, paper_auc
+from overgen.scores import curvature_factor, error_factor, reconstruction_error
 
-from overgen.scores import curvature_factor, error_factor, reconstruction_error  # noqa: E402
+if TYPE_CHECKING:
+    from overgen.attacks.fgn import FoolingResult
 
 CLASS_COLOURS = np.array([[0.85, 0.15, 0.15], [0.15, 0.55, 0.15], [0.15, 0.25, 0.85]])
+# each model keeps one colour in every figure; settings of one model differ by line style
+MODEL_COLOURS = dict(zip(MODEL_ORDER, matplotlib.colormaps["tab10"].colors, strict=False))
+OTHER_COLOUR = "0.35"  # models outside MODEL_ORDER
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 @torch.no_grad()
@@ -41,9 +56,9 @@ def _class_image(scores: np.ndarray) -> np.ndarray:
 
 
 def rings_figure(panels: dict[str, np.ndarray], samples: tuple[np.ndarray, np.ndarray],
-                 title: str = ""):
+                 title: str = "") -> Figure:
     """Fig. 2: (A) samples, (B) ``y~``, (C) ``y``, (D) error factor (top) and Gamma (bottom)."""
-    fig = plt.figure(figsize=(16, 4.4))
+    fig = Figure(figsize=(16, 4.4))
     grid = fig.add_gridspec(2, 4)
     ext = panels["extent"]
     ax = fig.add_subplot(grid[:, 0])
@@ -64,5 +79,79 @@ def rings_figure(panels: dict[str, np.ndarray], samples: tuple[np.ndarray, np.nd
         ax.set_xticks([]), ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def fooling_figure(result: FoolingResult, digits: Sequence[int]) -> Figure:
+    """One generated image per digit: the first trial that reached the most thresholds."""
+    from overgen.attacks.fgn import NEVER  # here: the report needs no pytorch_lightning
+
+    fig = Figure(figsize=(1.1 * len(digits), 1.6), layout="constrained")
+    passed = (result.success != NEVER).sum(1)
+    for col, digit in enumerate(digits):
+        ids = (result.target == digit).nonzero().flatten().tolist()
+        i = max(ids, key=lambda j: (int(passed[j]), -j))
+        ax = fig.add_subplot(1, len(digits), col + 1)
+        ax.imshow(result.image[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"{digit}: {int(passed[i])}/{len(result.thresholds)}", fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle("fooling images (digit: thresholds reached)", fontsize=9)
+    return fig
+
+
+def styles(names: list[str]) -> dict[str, dict]:
+    """``{label: {"color", "ls"}}``: the colour of the label's model (its first word), the
+    line style counting the labels of that model."""
+    used: dict[str, int] = {}
+    out = {}
+    for name in names:
+        model = name.split(" ")[0]
+        i = used[model] = used.get(model, -1) + 1
+        out[name] = {"color": MODEL_COLOURS.get(model, OTHER_COLOUR),
+                     "ls": LINE_STYLES[i % len(LINE_STYLES)]}
+    return out
+
+
+def openset_figure(points: dict[str, list[dict]], threshold: str) -> Figure:
+    """Fig. 4: F-measure against openness per setting, std over the subsets as error bars."""
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.add_subplot()
+    style = styles(list(points))
+    for name, pts in points.items():
+        ax.errorbar([p["openness"] for p in pts], [p["mean"] for p in pts],
+                    yerr=[p["std"] for p in pts], marker="o", ms=4, capsize=3, label=name,
+                    **style[name])
+    ax.set_xlabel("openness = 1 - sqrt(K / 10)")
+    ax.set_ylabel("F-measure")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Open set (Fig. 4), threshold {threshold}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(summary: dict[str, dict]) -> Figure:
+    """Fig. 5: the vertically averaged ROC per setting, mean AUC in the legend beside the
+    paper's AUC for that model; the paper's three AUCs in the title."""
+    fig = Figure(figsize=(5.2, 5.0))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
+    style = styles(list(summary))
+    for name, s in summary.items():
+        if s["tpr"] is None:
+            continue
+        auc = f"AUC {np.mean(s['auc']):.3f}" if s["auc"] else "AUC ?"
+        paper = "" if paper_auc(name) == "–" else f" (paper {paper_auc(name)})"
+        ax.plot(FPR_GRID, s["tpr"], label=f"{name}: {auc}{paper}, {s['curves']} curves",
+                **style[name])
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate (vertical average)")
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1.01), ax.set_aspect("equal")
+    paper = ", ".join(f"{k} {v:.3f}" for k, v in PAPER_AUC.items())
+    ax.set_title(f"1-class (Fig. 5)\npaper's AUCs: {paper}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig

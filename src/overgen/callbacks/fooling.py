@@ -8,12 +8,10 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
-from matplotlib.figure import Figure
 
 from overgen.attacks.fgn import (
     DEFAULT_LR,
     GENERATORS,
-    NEVER,
     OPTIMIZERS,
     TARGETS,
     FoolingResult,
@@ -22,6 +20,7 @@ from overgen.attacks.fgn import (
 )
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
+from overgen.figures import fooling_figure
 from overgen.models.base import ScoringModule
 from overgen.outputs import (
     FOOLING_FIGURE,
@@ -43,21 +42,6 @@ def _number(value: object) -> bool:
 
 def _positive(value: object) -> bool:
     return _number(value) and value > 0
-
-
-def fooling_figure(result: FoolingResult, digits: Sequence[int]) -> Figure:
-    """One generated image per digit: the first trial that reached the most thresholds."""
-    fig = Figure(figsize=(1.1 * len(digits), 1.6), layout="constrained")
-    passed = (result.success != NEVER).sum(1)
-    for col, digit in enumerate(digits):
-        ids = (result.target == digit).nonzero().flatten().tolist()
-        i = max(ids, key=lambda j: (int(passed[j]), -j))
-        ax = fig.add_subplot(1, len(digits), col + 1)
-        ax.imshow(result.image[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"{digit}: {int(passed[i])}/{len(result.thresholds)}", fontsize=9)
-        ax.set_axis_off()
-    fig.suptitle("fooling images (digit: thresholds reached)", fontsize=9)
-    return fig
 
 
 def gather(result: FoolingResult) -> FoolingResult:

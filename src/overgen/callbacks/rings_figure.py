@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import matplotlib.pyplot as plt
-
 from overgen.callbacks.evaluation import Evaluation
 from overgen.data.rings import sample_rings
 from overgen.figures import rings_figure, rings_panels
@@ -31,7 +29,6 @@ class RingsFigure(Evaluation):
         fig = rings_figure(rings_panels(pl_module, resolution=self.resolution),
                            (x.numpy(), y.numpy()), title)
         atomic_savefig(fig, self.path)
-        plt.close(fig)
         self.results = {RINGS_FIGURE: self.path}
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):

@@ -11,7 +11,6 @@ import os
 import sys
 
 from overgen.report.collect import find_runs
-from overgen.report.render import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"overgen.report: no such directory: {', '.join(missing)}", file=sys.stderr)
         return 2
+    # imported here: overgen.figures imports overgen.report.collect (so this package) and
+    # render imports overgen.figures, a cycle if this module imported render at its top
+    from overgen.report.render import write_report
+
     runs = find_runs(args.dirs)
     if not runs:
         print(f"overgen.report: no readable metrics.json found under {', '.join(args.dirs)}",

@@ -8,8 +8,7 @@ import html
 import os
 from datetime import datetime, timezone
 
-import matplotlib.pyplot as plt
-
+from overgen.figures import openset_figure, roc_figure
 from overgen.outputs import (
     FOOLING_FIGURE,
     FOOLING_PREFIX,
@@ -33,7 +32,6 @@ from overgen.report.collect import (
     shrunk_by,
     values,
 )
-from overgen.report.figures import openset_figure, roc_figure
 from overgen.report.tables import (
     PAPER_AUC,
     PAPER_EPOCHS,
@@ -58,7 +56,6 @@ Block = tuple
 def _save(fig, out: str, name: str) -> str:
     path = os.path.join(out, FIGURE_DIR, name)
     atomic_savefig(fig, path)
-    plt.close(fig)
     return path
 
 

@@ -49,7 +49,8 @@ def atomic_write_json(path: str, data: dict[str, Any]) -> None:
 
 
 def atomic_savefig(fig, path: str, **kwargs) -> None:
-    """``fig.savefig`` through a temp file and ``os.replace``."""
+    """``fig.savefig`` through a temp file and ``os.replace``. ``fig`` may be a plain
+    ``matplotlib.figure.Figure`` (``overgen.figures``): nothing to close afterwards."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
