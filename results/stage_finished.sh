@@ -5,3 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 find results/runs -name metrics.json -print0 | xargs -0 -r -n1 dirname | xargs -r git add --
+# and each sweep's own record of its command (Hydra's multirun.yaml)
+find results/runs -name multirun.yaml -print0 | xargs -0 -r git add --
