@@ -99,3 +99,15 @@ def test_summary_keys_and_values(tmp_path):
     assert s["fig5/ocsvm/auroc/1"] == pytest.approx(0.75)
     assert s["fig5/ocsvm/auroc_mean"] == pytest.approx(0.825)
     assert s["fig5/ocsvm/epochs"] == "0" and s["ablation/x/auroc_mean"] == 0.5
+
+
+@pytest.mark.parametrize("module", ["ablation", "summary"])
+def test_missing_run_dir_is_named_and_nothing_is_written(module, tmp_path, capsys):
+    import importlib
+
+    main_ = importlib.import_module(f"overgen.report.{module}").main
+    out = tmp_path / "out.json"
+    assert main_([str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"overgen.report.{module}: no such directory: "
+                                       f"{tmp_path / 'nope'}\n")
+    assert not out.exists()

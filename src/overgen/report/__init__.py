@@ -7,10 +7,9 @@ rebuilt from ``metrics.json`` files alone, beside the paper's numbers.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from overgen.report.collect import find_runs
+from overgen.report.collect import find_runs, missing_dirs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,9 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="+", help="run folders (a Hydra multirun dir, or several)")
     parser.add_argument("--out", help="output folder (default: the first dir)")
     args = parser.parse_args(argv)
-    missing = [d for d in args.dirs if not os.path.isdir(d)]
-    if missing:
-        print(f"overgen.report: no such directory: {', '.join(missing)}", file=sys.stderr)
+    if missing_dirs("overgen.report", args.dirs):
         return 2
     # imported here: overgen.figures imports overgen.report.collect (so this package) and
     # render imports overgen.figures, a cycle if this module imported render at its top

@@ -31,7 +31,7 @@ from overgen.outputs import (
     TEST_MSE,
     threshold_key,
 )
-from overgen.report.collect import find_runs, known_count, number, values
+from overgen.report.collect import find_runs, known_count, missing_dirs, number, values
 from overgen.report.render import to_markdown
 from overgen.utils.io import atomic_write_json, atomic_write_text
 
@@ -171,10 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="markdown file to write")
     parser.add_argument("--summary", help="also write the flat ablation/* values here (JSON)")
     args = parser.parse_args(argv)
-    missing = [d for d in args.dirs if not os.path.isdir(d)]
-    if missing:
-        print(f"overgen.report.ablation: no such directory: {', '.join(missing)}",
-              file=sys.stderr)
+    if missing_dirs("overgen.report.ablation", args.dirs):
         return 2
     summary = write(args.dirs, args.out)
     if args.summary:

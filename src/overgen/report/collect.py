@@ -45,6 +45,15 @@ def _size_limits(folder: Path) -> dict:
     return {f"run/{k}": trainer[k] for k in SIZE_LIMITS if k in trainer}
 
 
+def missing_dirs(prog: str, dirs: Iterable[str]) -> bool:
+    """Say on stderr which of ``dirs`` do not exist (``<prog>: no such directory: ...``);
+    True when any is missing (the command line then exits 2)."""
+    missing = [d for d in dirs if not os.path.isdir(d)]
+    if missing:
+        print(f"{prog}: no such directory: {', '.join(missing)}", file=sys.stderr)
+    return bool(missing)
+
+
 def find_runs(dirs: Iterable[str]) -> list[dict]:
     """Every ``metrics.json`` under ``dirs`` (recursive, each file once); files that are
     not a readable JSON object are skipped with a warning on stderr. Size limits missing

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
@@ -32,7 +31,7 @@ from overgen.outputs import (
     TEST_MSE,
     threshold_key,
 )
-from overgen.report.collect import find_runs, group, has_prefix, known_count, values
+from overgen.report.collect import find_runs, group, has_prefix, known_count, missing_dirs, values
 from overgen.utils.io import atomic_write_json
 
 TABLE1_KEYS = {"acc": TEST_ACC,
@@ -103,10 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation", help="JSON written by overgen.report.ablation --summary")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    missing = [d for d in args.dirs if not os.path.isdir(d)]
-    if missing:
-        print(f"overgen.report.summary: no such directory: {', '.join(missing)}",
-              file=sys.stderr)
+    if missing_dirs("overgen.report.summary", args.dirs):
         return 2
     out = summarize(find_runs(args.dirs))
     if args.ablation:
