@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The ablation of the choices the paper leaves open (results/README.md, "Ablation").
-# Resumable: run it again and finished jobs are skipped (their metrics.json is found under
+# Resumable (resume=true): run it again and finished jobs are skipped (their metrics.json is under
 # results/runs/<task>/). Every job: 3 epochs unless named, Hutchinson curvature with 4 probes,
 # CSV logger, seed 12345. Two jobs at a time with one thread each (2 cores).
 #   bash results/ablation.sh            # from the repository root
@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OVERGEN_LOG_DIR=${OVERGEN_LOG_DIR:-results/runs}
 JOBS=${JOBS:-2}
-run() { nice -n 10 python train.py -m "$@" logger=csv \
+run() { nice -n 10 python train.py -m "$@" logger=csv resume=true \
           hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS"; }
 S=seed=12345
 DAE="model.curvature=hutchinson model.probes=4"
