@@ -65,8 +65,10 @@ def test_sigterm_during_fit_saves_its_step_and_resume_equals_uninterrupted(tmp_p
 
     logs = tmp_path / "b"
     proc, err = _start(*job, log_dir=logs)
-    # the CSV logger writes its file once training logged its first values
-    _wait_for(lambda: list(logs.rglob("metrics.csv")), proc, "training steps")
+    # training has logged its first values (the file itself exists from the start: the
+    # loggers receive the run's config before training)
+    _wait_for(lambda: any("train/" in p.read_text() for p in logs.rglob("metrics.csv")),
+              proc, "training steps")
     assert _stop(proc, signal.SIGTERM) < EXIT_WITHIN
     assert proc.returncode == 143, err.read_text()[-2000:]
     line = err.read_text().strip().splitlines()[-1]
