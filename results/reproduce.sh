@@ -2,6 +2,8 @@
 # The paper's evaluations at this machine's scale (results/README.md): one setting for every
 # digit, subset and model, chosen on the ablation (results/ablation.md).
 #   bash results/reproduce.sh fig5|fig4|table1|fig2|all   # from the repository root; DRY=1 prints
+#   bash results/reproduce.sh baselines   # only the cnn/cool/ocsvm jobs of fig5 and fig4: they do
+#                                         # not depend on the dAE's setting, so they can run first
 # Resumable: run it again and finished jobs are skipped (their metrics.json is found under
 # results/runs/<task>/); a killed job continues from its last checkpoint. Two jobs at a time
 # with one thread each (2 cores); JOBS and OMP_NUM_THREADS override. Epochs, seed and the
@@ -19,23 +21,28 @@ run() { ${DRY:+echo} nice -n 10 python train.py -m "$@" $COMMON hydra/launcher=j
 # image we checked with the exact trace (gamma.json), so Gamma = 1 either way (results/README.md)
 DAE="model.curvature=hutchinson model.probes=4"
 
-if [[ $part == fig5 || $part == all ]]; then   # 1-class, each digit
+is() { [[ $part == "$1" || $part == all ]]; }
+if is fig5 || [[ $part == baselines ]]; then   # 1-class, each digit
   run experiment=oneclass model=ocsvm,cool "data.digit=range(0,10)"
+fi
+if is fig5; then
   run experiment=oneclass model=dae_oneclass $DAE "data.digit=range(0,10)"
 fi
-if [[ $part == fig4 || $part == all ]]; then   # open set: K = 1..9 x subsets 0-2, and K = 10
+if is fig4 || [[ $part == baselines ]]; then   # open set: K = 1..9 x subsets 0-2, and K = 10
   run experiment=openset model=cnn,cool "+known=range(1,10)" "data.subset=0,1,2"
   run experiment=openset model=cnn,cool +known=10 data.subset=0
+fi
+if is fig4; then
   run experiment=openset model=dae_sym $DAE "+known=range(1,10)" "data.subset=0,1,2"
   run experiment=openset model=dae_sym $DAE +known=10 data.subset=0
 fi
-if [[ $part == table1 || $part == all ]]; then  # accuracy and the fooling attack (200 trials)
+if is table1; then  # accuracy and the fooling attack (200 trials)
   run experiment=fooling model=cnn,cool
   run experiment=fooling model=dae_sym,dae_asym $DAE
   # the paper's second attack: learning rate 1e-3 (Adam), threshold 0.90
   run experiment=fooling model=cnn,cool callbacks.fooling.lr=0.001
   run experiment=fooling model=dae_sym $DAE callbacks.fooling.lr=0.001
 fi
-if [[ $part == fig2 || $part == all ]]; then   # the rings, 50,000 steps, exact curvature (D = 2)
+if is fig2; then   # the rings, 50,000 steps, exact curvature (D = 2)
   ${DRY:+echo} nice -n 10 python train.py experiment=rings2d logger=csv seed=12345 resume=true
 fi
