@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import yaml
 from conftest import TINY, compose_cfg
 from torch import nn
 
@@ -342,6 +343,14 @@ def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
     assert metrics["fooling/lr"] == 0.01
     assert metrics["run/alpha@0.90"] is None and metrics["run/alpha@0.99"] is None  # a CNN
     assert os.path.getsize(metrics["figure/fooling"]) > 0
+    # the loggers get the measured values; the settings only with the config
+    csv = (tmp_path / "train" / "csv" / "metrics.csv").read_text().splitlines()
+    fooling = {c for c in csv[0].split(",") if c.startswith("fooling/")}
+    assert fooling == {"fooling/rate@0.90", "fooling/rate@0.99"} | {
+        k for k in ("fooling/steps@0.90", "fooling/steps@0.99") if metrics[k] is not None}
+    hparams = yaml.safe_load((tmp_path / "train" / "csv" / "hparams.yaml").read_text())
+    assert hparams["callbacks"]["fooling"]["lr"] == metrics["fooling/lr"]
+    assert hparams["callbacks"]["fooling"]["max_steps"] == metrics["fooling/max_steps"]
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
     cfg = compose_cfg("evaluate", [*TINY, f"ckpt_path={ckpt}", "trainer.limit_test_batches=1"],
                       tmp_path / "eval")

@@ -59,7 +59,8 @@ class FoolingAttack(Thresholded):
     runs the trials ``i`` with ``i % world == r``; results are gathered and written on
     rank 0: ``results["fooling/rate@0.90"]``, ``["fooling/steps@0.90"]`` (mean updates of
     the successful trials, None when none), per threshold, the settings, and
-    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``.
+    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``. The loggers
+    get the rates and steps (the settings reach them with the config) and the figure.
 
     ``state_dir`` (set by ``train.py`` to the folder of the checkpoint it tests): each
     rank saves its attack there (``fooling_state.pt``, ``fooling_state.rank1.pt``, ...)
@@ -131,23 +132,24 @@ class FoolingAttack(Thresholded):
             self._report(trainer, result)
 
     def _report(self, trainer: pl.Trainer, result: FoolingResult) -> None:
-        results: dict[str, object] = {}
+        measured: dict[str, float | None] = {}
         for k, t in enumerate(self.thresholds):
-            results[threshold_key(FOOLING_RATE, t)] = result.rate(k)
-            results[threshold_key(FOOLING_STEPS, t)] = result.mean_steps(k)
-        results.update({
+            measured[threshold_key(FOOLING_RATE, t)] = result.rate(k)
+            measured[threshold_key(FOOLING_STEPS, t)] = result.mean_steps(k)
+        results: dict[str, object] = {
+            **measured,
             FOOLING_TRIALS: len(result.trial),
             "fooling/target": self.target,
             FOOLING_MAX_STEPS: self.max_steps,
             "fooling/lr": self.lr,
             "fooling/optimizer": self.optimizer,
             "fooling/generator": self.generator,
-        })
+        }
         atomic_savefig(fooling_figure(result, self.digits), self.path)
         results[FOOLING_FIGURE] = self.path
         self.results = results
-        scalars = {k: float(v) for k, v in results.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        # the settings reach the loggers with the config (utils.loggers), not as metrics
+        scalars = {k: v for k, v in measured.items() if v is not None}
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             if hasattr(logger, "log_image"):
