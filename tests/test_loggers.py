@@ -12,6 +12,7 @@ import torch
 import wandb
 import yaml
 from conftest import DATA_DIR, compose_cfg
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from overgen.tasks import evaluate, train
@@ -126,6 +127,17 @@ def test_oneclass_run_name_tags_and_roc_table(tmp_path, mnist_dir):
         assert "oneclass/auroc" in logged and "oneclass/digit" not in logged
     hparams = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())
     assert hparams["data"]["digit"] == hparams["train_classes"][0] == metrics["oneclass/digit"]
+
+
+def test_wandb_run_starts_without_the_anonymous_warning(tmp_path, monkeypatch):
+    """Lightning passes ``anonymous=None``, on which wandb warns; overgen's logger does not."""
+    warned = []
+    monkeypatch.setattr(wandb, "termwarn", lambda message, *a, **k: warned.append(message))
+    cfg = compose_cfg("train", ["logger=wandb", *FAST], tmp_path)
+    logger = instantiate(cfg.logger.wandb)
+    assert logger.experiment.id == wandb.run.id  # wandb.init ran
+    wandb.finish()
+    assert not [m for m in warned if "anonymous" in m]
 
 
 @pytest.mark.parametrize(("choices", "data", "classes", "name"), [
