@@ -4,6 +4,7 @@ one at a time, DDP split against one process, and end to end through the Hydra c
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from torch import nn
 from overgen import tasks
 from overgen.attacks import fool, init_trial, trial_targets
 from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
+from overgen.attacks.progress import FoolingProgress
 from overgen.callbacks import FoolingAttack
 from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier, OneClassSVMModel, ScoringModule
@@ -162,6 +164,34 @@ def test_fool_matches_plain_loop(optimizer, lr, generator):
         torch.testing.assert_close(result.image[i], images[stop - 1], atol=atol, rtol=0)
 
 
+def test_progress_gets_every_update_and_the_trials_fooled_by_then():
+    """``progress(step, result)`` after each update: counts as the plain loop's successes."""
+    seen = []
+    result = attack(tiny_model(), progress=lambda step, r: seen.append(
+        (step, (r.success != NEVER).sum(0).tolist())))
+    first = [plain_loop(t, i, 25, "adam", 3e-4)[1] for i, t in enumerate(TARGETS.tolist())]
+    assert [step for step, _ in seen] == list(range(int(result.steps.max()) + 1))
+    for step, fooled in seen:
+        assert fooled == [sum(s[k] != NEVER and s[k] <= step for s in first) for k in range(2)]
+    assert seen[0][1] == [0, 0] and seen[-1][1][0] > 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("file", "enabled", "shown"), [
+    (_Terminal, True, True), (_Terminal, False, False), (io.StringIO, True, False)])
+def test_progress_bar_shows_fooled_counts_on_a_terminal_only(file, enabled, shown):
+    out = file()
+    success = torch.tensor([[3, NEVER], [5, 9], [NEVER, NEVER]])
+    with FoolingProgress([0.9, 0.99], 10, enabled=enabled, file=out) as progress:
+        progress(9, SimpleNamespace(success=success))
+    assert ("fooled 2/3 at 0.90, 1/3 at 0.99" in out.getvalue()) is shown
+    assert ("9/10" in out.getvalue()) is shown
+
+
 def test_dae_attack_scores_from_its_forward_pass_as_the_plain_loop():
     """The dAE's scorer reuses the classifier's encoder pass and checks both thresholds in
     one call: the same decisions as ``class_scores`` per threshold, per update."""
@@ -233,7 +263,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     cb = FoolingAttack(out, thresholds=THRESHOLDS, digits=[0, 3, 7], trials_per_digit=2,
                        max_steps=25, lr=3e-4, seed=7)
     trainer = SimpleNamespace(global_rank=rank, world_size=world, is_global_zero=rank == 0,
-                              loggers=[], global_step=0)
+                              loggers=[], global_step=0, progress_bar_callback=None)
     cb.on_test_end(trainer, tiny_model())
     if rank == 0:
         with open(os.path.join(out, "results.json"), "w") as f:
@@ -249,8 +279,8 @@ def test_ddp_gather_equals_one_process(tmp_path):
     mp.spawn(_ddp_worker, args=(2, port, str(tmp_path / "ddp")), nprocs=2)
     cb = FoolingAttack(str(tmp_path / "one"), thresholds=THRESHOLDS, digits=[0, 3, 7],
                        trials_per_digit=2, max_steps=25, lr=3e-4, seed=7)
-    cb.on_test_end(SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True,
-                                   loggers=[], global_step=0), tiny_model())
+    cb.on_test_end(SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True, loggers=[],
+                                   global_step=0, progress_bar_callback=None), tiny_model())
     ddp = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert ddp.pop("figure/fooling").endswith("fooling.png")
     one = {k: v for k, v in cb.results.items() if k != "figure/fooling"}

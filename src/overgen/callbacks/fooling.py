@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
@@ -18,6 +20,7 @@ from overgen.attacks.fgn import (
     fool,
     trial_targets,
 )
+from overgen.attacks.progress import FoolingProgress
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
 from overgen.figures import fooling_figure
@@ -32,6 +35,8 @@ from overgen.outputs import (
     threshold_key,
 )
 from overgen.utils.io import atomic_savefig
+
+log = logging.getLogger(__name__)
 
 KEY = "callbacks.fooling"
 
@@ -124,11 +129,21 @@ class FoolingAttack(Thresholded):
             state = fooling_state_file(trainer.global_rank)
             saving = {"save_to": os.path.join(self.state_dir, state),
                       "save_every": self.save_every}
-        result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
-                      self.optimizer, self.lr, self.betas, self.eps, self.target,
-                      self.generator, self.seed, pl_module.device, dtype, **saving)
+        if trainer.is_global_zero:
+            log.info("fooling: %d trials, at most %d updates each, thresholds %s",
+                     len(targets), self.max_steps, ", ".join(f"{t:.2f}" for t in self.thresholds))
+        started = time.monotonic()
+        shown = trainer.progress_bar_callback is not None and trainer.is_global_zero
+        with FoolingProgress(self.thresholds, self.max_steps, enabled=shown) as progress:
+            result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
+                          self.optimizer, self.lr, self.betas, self.eps, self.target,
+                          self.generator, self.seed, pl_module.device, dtype,
+                          progress=progress, **saving)
         result = gather(result)
         if trainer.is_global_zero:
+            fooled = ", ".join(f"{result.rate(k):.1%} at {t:.2f}"
+                               for k, t in enumerate(self.thresholds))
+            log.info("fooling: done in %.1f s; fooled %s", time.monotonic() - started, fooled)
             self._report(trainer, result)
 
     def _report(self, trainer: pl.Trainer, result: FoolingResult) -> None:
