@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
 from overgen.metrics import FPR_GRID
@@ -55,31 +57,54 @@ def _class_image(scores: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - scores @ (1.0 - colours), 0.0, 1.0)
 
 
+def _class_colour_bars(fig: Figure, axes: list, n: int) -> None:
+    """One colour bar per class beside ``axes``, titled by the class: white (score 0) to the
+    class colour (score 1). Constrained layout puts the last one added nearest ``axes``."""
+    for k in reversed(range(n)):
+        cmap = LinearSegmentedColormap.from_list(f"class{k}", ["white", CLASS_COLOURS[k]])
+        bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=axes, fraction=0.03,
+                           pad=0.01, aspect=40)
+        bar.ax.set_title(str(k), fontsize=9)
+        if k == n - 1:
+            bar.set_label("class score")
+        else:
+            bar.set_ticks([])
+
+
 def rings_figure(panels: dict[str, np.ndarray], samples: tuple[np.ndarray, np.ndarray],
                  title: str = "") -> Figure:
-    """Fig. 2: (A) samples, (B) ``y~``, (C) ``y``, (D) error factor (top) and Gamma (bottom)."""
-    fig = Figure(figsize=(16, 4.4))
-    grid = fig.add_gridspec(2, 4)
+    """Fig. 2: (A) samples, (B) ``y~``, (C) ``y`` (a colour bar per class beside them: a
+    pixel mixes the class colours by score), (D) error factor (top) and Gamma (bottom),
+    each with its colour bar."""
+    fig = Figure(figsize=(17, 4.8), layout="constrained")
+    grid = fig.add_gridspec(2, 4, width_ratios=(1, 1, 1, 0.62))
     ext = panels["extent"]
     ax = fig.add_subplot(grid[:, 0])
     x, y = samples
     for k in range(int(y.max()) + 1):
-        ax.scatter(*x[y == k].T, s=1, color=CLASS_COLOURS[k])
+        ax.scatter(*x[y == k].T, s=1, color=CLASS_COLOURS[k], label=f"class {k}")
     ax.set_xlim(ext[:2]), ax.set_ylim(ext[2:]), ax.set_aspect("equal")
-    ax.set_title("A. samples")
-    for col, (key, name) in enumerate([("y_tilde", "B. y~ = c(x) y(x)"), ("y", "C. y(x)")], 1):
+    ax.legend(loc="upper right", markerscale=6, fontsize=8)
+    ax.set_title("A. training samples")
+    maps = [("y_tilde", r"B. final score $\tilde{y}(x) = c(x)\,y(x)$"),
+            ("y", r"C. softmax $y(x)$")]
+    class_axes = []
+    for col, (key, name) in enumerate(maps, 1):
         ax = fig.add_subplot(grid[:, col])
         ax.imshow(_class_image(panels[key]), origin="lower", extent=ext)
         ax.set_title(name)
-    for row, (key, name) in enumerate([("error_factor", "D. exp(-alpha e/D)"),
-                                       ("gamma_factor", "Gamma(x)")]):
+        class_axes.append(ax)
+    _class_colour_bars(fig, class_axes, panels["y"].shape[-1])
+    for row, (key, name) in enumerate([("error_factor", r"D. error factor $e^{-\alpha e(x)/D}$"),
+                                       ("gamma_factor", r"curvature factor $\Gamma(x)$")]):
         ax = fig.add_subplot(grid[row, 3])
-        ax.imshow(panels[key], origin="lower", extent=ext, cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(name, fontsize=9)
+        image = ax.imshow(panels[key], origin="lower", extent=ext, cmap="gray_r", vmin=0,
+                          vmax=1)
+        fig.colorbar(image, ax=ax, fraction=0.08, pad=0.02)
+        ax.set_title(name, fontsize=10)
         ax.set_xticks([]), ax.set_yticks([])
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title)
     return fig
 
 
