@@ -53,7 +53,7 @@ built = {
     "roc.png": figures.roc_figure({"dae_sym": {"tpr": FPR_GRID, "auc": [0.5], "curves": 1}}),
     "openset.png": figures.openset_figure(
         {"cnn": [{"openness": 0.1, "mean": 0.9, "std": 0.01}]}, "0.90"),
-    "fooling.png": figures.fooling_figure(result, [0, 1]),
+    "fooling.png": figures.fooling_figure(result, [0, 1], np.array([[0.1, 0.2], [0.95, 0.991]])),
 }
 for name, fig in built.items():
     assert type(fig) is matplotlib.figure.Figure, (name, type(fig))

@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import os
+import re
 import signal
 import socket
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ from overgen.attacks import fool, init_trial, trial_targets
 from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
 from overgen.attacks.progress import FoolingProgress
 from overgen.callbacks import FoolingAttack
+from overgen.callbacks import fooling as fooling_callback
 from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier, OneClassSVMModel, ScoringModule
 from overgen.networks import ConvClassifier, ConvDAE
@@ -245,6 +247,28 @@ def test_final_score_never_exceeds_y_for_every_model():
     for model in (tiny_model().float(), cool, dae):
         with torch.no_grad():
             assert (model.class_scores(x) <= model.log_probs(x).exp() + 1e-6).all()
+
+
+def test_fooling_figure_shows_each_image_final_score(tmp_path, monkeypatch):
+    """Above each image: its digit, thresholds reached, and the final score of the image
+    shown, as ``class_scores`` at each threshold gives it (here scaled by 0.95 at 0.9)."""
+    saved = []
+    monkeypatch.setattr(fooling_callback, "atomic_savefig", lambda fig, path: saved.append(fig))
+    model = Scaled(tiny_model(), {None: 1.0, 0.5: 1.0, 0.9: 0.95})
+    cb = FoolingAttack(str(tmp_path), thresholds=THRESHOLDS, digits=[0, 3, 7],
+                       trials_per_digit=2, max_steps=25, lr=3e-4, seed=7, save_every=None)
+    cb.on_test_end(SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True, loggers=[],
+                                   global_step=0, progress_bar_callback=None), model)
+    images = [ax for ax in saved[0].axes if ax.images]
+    assert len(images) == 3
+    for ax, digit in zip(images, [0, 3, 7], strict=True):
+        x = torch.as_tensor(ax.images[0].get_array().data).view(1, 1, 28, 28)
+        with torch.no_grad():
+            scores = [float(model.class_scores(x, threshold=t)[0, digit]) for t in THRESHOLDS]
+        head, line = ax.get_title().splitlines()
+        assert line == " | ".join(f"{v:.3f}" for v in scores)
+        assert re.fullmatch(rf"{digit}: [012]/2", head)
+    assert "final score at 0.50 | 0.90" in saved[0].get_suptitle()
 
 
 def test_frozen_restores_model():

@@ -108,20 +108,34 @@ def rings_figure(panels: dict[str, np.ndarray], samples: tuple[np.ndarray, np.nd
     return fig
 
 
-def fooling_figure(result: FoolingResult, digits: Sequence[int]) -> Figure:
-    """One generated image per digit: the first trial that reached the most thresholds."""
+def fooling_shown(result: FoolingResult, digits: Sequence[int]) -> list[int]:
+    """Fig. 3's trial per digit: the first of those on that digit that reached the most
+    thresholds."""
     from overgen.attacks.fgn import NEVER  # here: the report needs no pytorch_lightning
 
-    fig = Figure(figsize=(1.1 * len(digits), 1.6), layout="constrained")
     passed = (result.success != NEVER).sum(1)
-    for col, digit in enumerate(digits):
-        ids = (result.target == digit).nonzero().flatten().tolist()
-        i = max(ids, key=lambda j: (int(passed[j]), -j))
+    return [max((result.target == d).nonzero().flatten().tolist(),
+                key=lambda j: (int(passed[j]), -j)) for d in digits]
+
+
+def fooling_figure(result: FoolingResult, digits: Sequence[int], scores: np.ndarray) -> Figure:
+    """Fig. 3: the image of each digit's ``fooling_shown`` trial, titled by its target
+    digit, the thresholds it reached and ``scores [len(digits), K]``: the image's final score
+    for its target as judged at each threshold (with the alpha paired with it)."""
+    from overgen.attacks.fgn import NEVER
+
+    fig = Figure(figsize=(1.2 * len(digits), 2.1), layout="constrained")
+    k = len(result.thresholds)
+    for col, (digit, i) in enumerate(zip(digits, fooling_shown(result, digits), strict=True)):
         ax = fig.add_subplot(1, len(digits), col + 1)
         ax.imshow(result.image[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"{digit}: {int(passed[i])}/{len(result.thresholds)}", fontsize=9)
+        reached = int((result.success[i] != NEVER).sum())
+        ax.set_title(f"{digit}: {reached}/{k}\n" + " | ".join(f"{v:.3f}" for v in scores[col]),
+                     fontsize=9)
         ax.set_axis_off()
-    fig.suptitle("fooling images (digit: thresholds reached)", fontsize=9)
+    at = " | ".join(f"{t:.2f}" for t in result.thresholds)
+    fig.suptitle(f"fooling images; above each: target digit: thresholds reached, then its "
+                 f"final score at {at}", fontsize=9)
     return fig
 
 

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
@@ -23,7 +24,7 @@ from overgen.attacks.fgn import (
 from overgen.attacks.progress import FoolingProgress
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
-from overgen.figures import fooling_figure
+from overgen.figures import fooling_figure, fooling_shown
 from overgen.models.base import ScoringModule
 from overgen.outputs import (
     FOOLING_FIGURE,
@@ -144,9 +145,19 @@ class FoolingAttack(Thresholded):
             fooled = ", ".join(f"{result.rate(k):.1%} at {t:.2f}"
                                for k, t in enumerate(self.thresholds))
             log.info("fooling: done in %.1f s; fooled %s", time.monotonic() - started, fooled)
-            self._report(trainer, result)
+            self._report(trainer, pl_module, result)
 
-    def _report(self, trainer: pl.Trainer, result: FoolingResult) -> None:
+    def _shown_scores(self, model: ScoringModule, result: FoolingResult) -> np.ndarray:
+        """The final score of each figure image for its target at each threshold ``[S, K]``."""
+        shown = fooling_shown(result, self.digits)
+        x = result.image[shown].to(model.device, next(model.parameters()).dtype)
+        targets = result.target[shown, None].to(model.device)
+        with torch.no_grad():
+            scores = model.class_scores_at(x, self.thresholds)
+        return torch.cat([s.gather(1, targets) for s in scores], 1).cpu().numpy()
+
+    def _report(self, trainer: pl.Trainer, pl_module: ScoringModule,
+                result: FoolingResult) -> None:
         measured: dict[str, float | None] = {}
         for k, t in enumerate(self.thresholds):
             measured[threshold_key(FOOLING_RATE, t)] = result.rate(k)
@@ -160,7 +171,8 @@ class FoolingAttack(Thresholded):
             "fooling/optimizer": self.optimizer,
             "fooling/generator": self.generator,
         }
-        atomic_savefig(fooling_figure(result, self.digits), self.path)
+        atomic_savefig(fooling_figure(result, self.digits, self._shown_scores(pl_module, result)),
+                       self.path)
         results[FOOLING_FIGURE] = self.path
         self.results = results
         # the settings reach the loggers with the config (utils.loggers), not as metrics
