@@ -1,7 +1,7 @@
 """What every logger of a run receives (lightning-hydra-template's ``log_hyperparameters``):
 the resolved composed config, the group choices, the job's overrides and the train classes;
 the W&B run's name, tags and group; and, for W&B only, the 1-class ROC and the open-set
-point as tables."""
+point as tables. ``WandbLogger``: Lightning's, minus a warning no user can act on."""
 
 from __future__ import annotations
 
