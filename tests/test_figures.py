@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 import overgen
+import overgen.figures as figures
 
 SRC = Path(overgen.__file__).resolve().parents[1]
 
@@ -50,7 +53,7 @@ built = {
     "roc.png": figures.roc_figure({"dae_sym": {"tpr": FPR_GRID, "auc": [0.5], "curves": 1}}),
     "openset.png": figures.openset_figure(
         {"cnn": [{"openness": 0.1, "mean": 0.9, "std": 0.01}]}, "0.90"),
-    "fooling.png": figures.fooling_figure(result, [0, 1]),
+    "fooling.png": figures.fooling_figure(result, [0, 1], np.array([[0.1, 0.2], [0.95, 0.991]])),
 }
 for name, fig in built.items():
     assert type(fig) is matplotlib.figure.Figure, (name, type(fig))
@@ -87,3 +90,25 @@ def test_no_pyplot_or_backend_switch_in_the_package():
             if isinstance(node, ast.Attribute) and node.attr == "use":
                 assert ast.unparse(node.value) != "matplotlib", path
     assert not (SRC / "overgen" / "report" / "figures.py").exists()
+
+
+def _rings_inputs(classes: int):
+    rng = np.random.default_rng(0)
+    panels = {"y_tilde": rng.random((8, 8, classes)), "y": rng.random((8, 8, classes)),
+              "error_factor": rng.random((8, 8)), "gamma_factor": rng.random((8, 8)),
+              "extent": np.array([-2.5, 2.5, -2.5, 2.5])}
+    return panels, (rng.normal(size=(30, 2)), np.arange(30) % classes)
+
+
+def test_rings_figure_has_a_colour_bar_per_class_and_per_factor():
+    """Fig. 2: beside B and C a 0-1 bar per class (white to its colour), one beside each of
+    the two factor panels of D; every panel titled."""
+    fig = figures.rings_figure(*_rings_inputs(3), "2 training steps")
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    panels = [ax for ax in fig.axes if ax not in bars]
+    assert len(bars) == 3 + 2 and len(panels) == 4 + 1
+    assert all(ax.get_ylim() == (0, 1) for ax in bars)
+    assert [ax.get_title() for ax in bars[:3]] == ["2", "1", "0"]  # the class each bar shows
+    titles = [ax.get_title() for ax in panels]
+    assert titles[0] == "A. training samples" and titles[2] == "C. softmax $y(x)$"
+    assert all(titles) and fig.get_suptitle() == "2 training steps"

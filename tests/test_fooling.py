@@ -4,8 +4,10 @@ one at a time, DDP split against one process, and end to end through the Hydra c
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
+import re
 import signal
 import socket
 from types import SimpleNamespace
@@ -14,13 +16,16 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import yaml
 from conftest import TINY, compose_cfg
 from torch import nn
 
 from overgen import tasks
 from overgen.attacks import fool, init_trial, trial_targets
 from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
+from overgen.attacks.progress import FoolingProgress
 from overgen.callbacks import FoolingAttack
+from overgen.callbacks import fooling as fooling_callback
 from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier, OneClassSVMModel, ScoringModule
 from overgen.networks import ConvClassifier, ConvDAE
@@ -161,6 +166,34 @@ def test_fool_matches_plain_loop(optimizer, lr, generator):
         torch.testing.assert_close(result.image[i], images[stop - 1], atol=atol, rtol=0)
 
 
+def test_progress_gets_every_update_and_the_trials_fooled_by_then():
+    """``progress(step, result)`` after each update: counts as the plain loop's successes."""
+    seen = []
+    result = attack(tiny_model(), progress=lambda step, r: seen.append(
+        (step, (r.success != NEVER).sum(0).tolist())))
+    first = [plain_loop(t, i, 25, "adam", 3e-4)[1] for i, t in enumerate(TARGETS.tolist())]
+    assert [step for step, _ in seen] == list(range(int(result.steps.max()) + 1))
+    for step, fooled in seen:
+        assert fooled == [sum(s[k] != NEVER and s[k] <= step for s in first) for k in range(2)]
+    assert seen[0][1] == [0, 0] and seen[-1][1][0] > 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("file", "enabled", "shown"), [
+    (_Terminal, True, True), (_Terminal, False, False), (io.StringIO, True, False)])
+def test_progress_bar_shows_fooled_counts_on_a_terminal_only(file, enabled, shown):
+    out = file()
+    success = torch.tensor([[3, NEVER], [5, 9], [NEVER, NEVER]])
+    with FoolingProgress([0.9, 0.99], 10, enabled=enabled, file=out) as progress:
+        progress(9, SimpleNamespace(success=success))
+    assert ("fooled 2/3 at 0.90, 1/3 at 0.99" in out.getvalue()) is shown
+    assert ("9/10" in out.getvalue()) is shown
+
+
 def test_dae_attack_scores_from_its_forward_pass_as_the_plain_loop():
     """The dAE's scorer reuses the classifier's encoder pass and checks both thresholds in
     one call: the same decisions as ``class_scores`` per threshold, per update."""
@@ -216,6 +249,28 @@ def test_final_score_never_exceeds_y_for_every_model():
             assert (model.class_scores(x) <= model.log_probs(x).exp() + 1e-6).all()
 
 
+def test_fooling_figure_shows_each_image_final_score(tmp_path, monkeypatch):
+    """Above each image: its digit, thresholds reached, and the final score of the image
+    shown, as ``class_scores`` at each threshold gives it (here scaled by 0.95 at 0.9)."""
+    saved = []
+    monkeypatch.setattr(fooling_callback, "atomic_savefig", lambda fig, path: saved.append(fig))
+    model = Scaled(tiny_model(), {None: 1.0, 0.5: 1.0, 0.9: 0.95})
+    cb = FoolingAttack(str(tmp_path), thresholds=THRESHOLDS, digits=[0, 3, 7],
+                       trials_per_digit=2, max_steps=25, lr=3e-4, seed=7, save_every=None)
+    cb.on_test_end(SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True, loggers=[],
+                                   global_step=0, progress_bar_callback=None), model)
+    images = [ax for ax in saved[0].axes if ax.images]
+    assert len(images) == 3
+    for ax, digit in zip(images, [0, 3, 7], strict=True):
+        x = torch.as_tensor(ax.images[0].get_array().data).view(1, 1, 28, 28)
+        with torch.no_grad():
+            scores = [float(model.class_scores(x, threshold=t)[0, digit]) for t in THRESHOLDS]
+        head, line = ax.get_title().splitlines()
+        assert line == " | ".join(f"{v:.3f}" for v in scores)
+        assert re.fullmatch(rf"{digit}: [012]/2", head)
+    assert "final score at 0.50 | 0.90" in saved[0].get_suptitle()
+
+
 def test_frozen_restores_model():
     model = tiny_model().train()
     model.network[1].weight.requires_grad_(False)
@@ -232,7 +287,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     cb = FoolingAttack(out, thresholds=THRESHOLDS, digits=[0, 3, 7], trials_per_digit=2,
                        max_steps=25, lr=3e-4, seed=7)
     trainer = SimpleNamespace(global_rank=rank, world_size=world, is_global_zero=rank == 0,
-                              loggers=[], global_step=0)
+                              loggers=[], global_step=0, progress_bar_callback=None)
     cb.on_test_end(trainer, tiny_model())
     if rank == 0:
         with open(os.path.join(out, "results.json"), "w") as f:
@@ -248,8 +303,8 @@ def test_ddp_gather_equals_one_process(tmp_path):
     mp.spawn(_ddp_worker, args=(2, port, str(tmp_path / "ddp")), nprocs=2)
     cb = FoolingAttack(str(tmp_path / "one"), thresholds=THRESHOLDS, digits=[0, 3, 7],
                        trials_per_digit=2, max_steps=25, lr=3e-4, seed=7)
-    cb.on_test_end(SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True,
-                                   loggers=[], global_step=0), tiny_model())
+    cb.on_test_end(SimpleNamespace(global_rank=0, world_size=1, is_global_zero=True, loggers=[],
+                                   global_step=0, progress_bar_callback=None), tiny_model())
     ddp = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert ddp.pop("figure/fooling").endswith("fooling.png")
     one = {k: v for k, v in cb.results.items() if k != "figure/fooling"}
@@ -342,6 +397,14 @@ def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
     assert metrics["fooling/lr"] == 0.01
     assert metrics["run/alpha@0.90"] is None and metrics["run/alpha@0.99"] is None  # a CNN
     assert os.path.getsize(metrics["figure/fooling"]) > 0
+    # the loggers get the measured values; the settings only with the config
+    csv = (tmp_path / "train" / "csv" / "metrics.csv").read_text().splitlines()
+    fooling = {c for c in csv[0].split(",") if c.startswith("fooling/")}
+    assert fooling == {"fooling/rate@0.90", "fooling/rate@0.99"} | {
+        k for k in ("fooling/steps@0.90", "fooling/steps@0.99") if metrics[k] is not None}
+    hparams = yaml.safe_load((tmp_path / "train" / "csv" / "hparams.yaml").read_text())
+    assert hparams["callbacks"]["fooling"]["lr"] == metrics["fooling/lr"]
+    assert hparams["callbacks"]["fooling"]["max_steps"] == metrics["fooling/max_steps"]
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
     cfg = compose_cfg("evaluate", [*TINY, f"ckpt_path={ckpt}", "trainer.limit_test_batches=1"],
                       tmp_path / "eval")

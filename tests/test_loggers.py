@@ -12,6 +12,7 @@ import torch
 import wandb
 import yaml
 from conftest import DATA_DIR, compose_cfg
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from overgen.tasks import evaluate, train
@@ -22,10 +23,12 @@ FAST = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer
 
 
 def _finished_config() -> dict:
-    """The live W&B run's name, group, tags, id and config; then the run is finished."""
+    """The live W&B run's name, group, tags, id, config and summary (the last logged
+    metrics); then the run is finished."""
     run = wandb.run
     seen = {"name": run.name, "group": run.group, "tags": list(run.tags), "id": run.id,
-            "config": dict(run.config), "dir": Path(run.dir).parent}
+            "config": dict(run.config), "summary": dict(run.summary),
+            "dir": Path(run.dir).parent}
     wandb.finish()
     return seen
 
@@ -62,6 +65,23 @@ def test_every_logger_receives_the_whole_config(openset_run):
         assert params["task_name"] == "openset"
         assert params["paths"]["output_dir"] == str(out)  # resolved, not ${hydra:...}
         assert params["omega"] == 1  # the LightningModule's own arguments stay
+
+
+def _csv_columns(out: Path) -> set[str]:
+    return set((out / "csv" / "metrics.csv").read_text().splitlines()[0].split(","))
+
+
+def test_settings_reach_the_loggers_as_config_not_as_metrics(openset_run):
+    out, metrics, seen = openset_run
+    settings = {"openset/known", "openset/threshold", "openset/openness"}
+    for logged in (_csv_columns(out), set(seen["summary"])):
+        assert {"openset/f1", "openset/precision", "openset/recall"} <= logged
+        assert not logged & settings
+    hparams = yaml.safe_load((out / "csv" / "hparams.yaml").read_text())
+    for params in (seen["config"], hparams):
+        assert params["callbacks"]["openset"]["threshold"] == metrics["openset/threshold"]
+        assert len(params["train_classes"]) == metrics["openset/known"] == 3
+    assert metrics["openset/threshold"] == 0.99  # metrics.json keeps them for the report
 
 
 def test_openset_run_name_group_tags_and_point_table(openset_run):
@@ -103,6 +123,21 @@ def test_oneclass_run_name_tags_and_roc_table(tmp_path, mnist_dir):
     assert [row[0] for row in table["data"]] == pytest.approx(roc["fpr"])
     assert [row[1] for row in table["data"]] == pytest.approx(roc["tpr"])
     assert metrics["oneclass/roc_file"] == "roc.json"
+    for logged in (_csv_columns(tmp_path), set(seen["summary"])):
+        assert "oneclass/auroc" in logged and "oneclass/digit" not in logged
+    hparams = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())
+    assert hparams["data"]["digit"] == hparams["train_classes"][0] == metrics["oneclass/digit"]
+
+
+def test_wandb_run_starts_without_the_anonymous_warning(tmp_path, monkeypatch):
+    """Lightning passes ``anonymous=None``, on which wandb warns; overgen's logger does not."""
+    warned = []
+    monkeypatch.setattr(wandb, "termwarn", lambda message, *a, **k: warned.append(message))
+    cfg = compose_cfg("train", ["logger=wandb", *FAST], tmp_path)
+    logger = instantiate(cfg.logger.wandb)
+    assert logger.experiment.id == wandb.run.id  # wandb.init ran
+    wandb.finish()
+    assert not [m for m in warned if "anonymous" in m]
 
 
 @pytest.mark.parametrize(("choices", "data", "classes", "name"), [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import re
 
 import numpy as np
 import pytest
@@ -97,17 +99,23 @@ def test_ocsvm_refuses_threshold_callbacks_before_any_work(callbacks, key, tmp_p
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
 
 
-def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir):
+def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir, caplog):
     cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", "data.digit=7",
                                 "model.max_train=200", *SMALL], tmp_path)
-    train(cfg)
+    with caplog.at_level(logging.INFO, logger="overgen.models.ocsvm"):
+        train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["oneclass/digit"] == 7 and m["run/train_classes"] == [7]
     assert m["run/steps"] == 0
     # the fitted SVM is in a checkpoint: evaluate.py reproduces the run's numbers
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
-    assert set(torch.load(ckpt, weights_only=True)["state_dict"]) == {
-        "support", "dual_coef", "intercept", "gamma_value", "train_classes"}
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert set(state) == {"support", "dual_coef", "intercept", "gamma_value", "train_classes"}
+    # the fit, silent in scikit-learn, is announced with its sample count and timed
+    fit = [r.getMessage() for r in caplog.records if r.name == "overgen.models.ocsvm"]
+    assert len(fit) == 2 and " on 200 images of 784 pixels" in fit[0]
+    assert re.fullmatch(rf"ocsvm: fitted in \d+\.\d s, {len(state['support'])} support vectors",
+                        fit[1])
     again = evaluate(compose_cfg("evaluate", [f"ckpt_path={ckpt}", *SMALL], tmp_path / "eval"))
     assert again["oneclass/auroc"] == m["oneclass/auroc"]
     assert again["run/model"] == "ocsvm" and again["run/steps"] == 0

@@ -36,7 +36,8 @@ def _table_one(root: Path) -> None:
     _run(root, "t1/0", {"fool.png": None}, **fooling, **{
         "run/model": "cnn", "run/data": "mnist", "test/acc": 0.99, "test/acc@0.90": 0.98,
         "test/acc@0.99": 0.96, "fooling/rate@0.90": 1.0, "fooling/steps@0.90": 60.0,
-        "fooling/rate@0.99": 0.9, "fooling/steps@0.99": 180.0, "figure/fooling": "fool.png"})
+        "fooling/rate@0.99": 0.9, "fooling/steps@0.99": 180.0, "figure/fooling": "fool.png",
+        "fooling/rate@0.50": 1.0, "fooling/steps@0.50": 20.0})  # a threshold beyond Table I
     _run(root, "t1/1", **fooling, **{
         "run/model": "cnn", "run/data": "mnist", "test/acc": 0.98, "test/acc@0.90": 0.97,
         "test/acc@0.99": 0.94, "fooling/rate@0.90": 0.9, "fooling/steps@0.90": 70.0,
@@ -134,6 +135,12 @@ def test_figures_embedded(report):
     assert "../rings/rings2d.png" in md and "../t1/0/fool.png" in md
     page = (root / "out" / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 4
+
+
+def test_fooling_caption_names_the_run_thresholds(report):
+    fig3 = report[1].split("## Fig. 3")[1]
+    assert ("thresholds 0.50, 0.90, 0.99, fooled 100.0% at 0.50, 100.0% at 0.90, 90.0% at "
+            "0.99. Above each image: its target digit") in fig3
 
 
 def test_average_roc_by_hand():

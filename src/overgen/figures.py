@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
 from overgen.metrics import FPR_GRID
@@ -55,48 +57,85 @@ def _class_image(scores: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - scores @ (1.0 - colours), 0.0, 1.0)
 
 
+def _class_colour_bars(fig: Figure, axes: list, n: int) -> None:
+    """One colour bar per class beside ``axes``, titled by the class: white (score 0) to the
+    class colour (score 1). Constrained layout puts the last one added nearest ``axes``."""
+    for k in reversed(range(n)):
+        cmap = LinearSegmentedColormap.from_list(f"class{k}", ["white", CLASS_COLOURS[k]])
+        bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=axes, fraction=0.03,
+                           pad=0.01, aspect=40)
+        bar.ax.set_title(str(k), fontsize=9)
+        if k == n - 1:
+            bar.set_label("class score")
+        else:
+            bar.set_ticks([])
+
+
 def rings_figure(panels: dict[str, np.ndarray], samples: tuple[np.ndarray, np.ndarray],
                  title: str = "") -> Figure:
-    """Fig. 2: (A) samples, (B) ``y~``, (C) ``y``, (D) error factor (top) and Gamma (bottom)."""
-    fig = Figure(figsize=(16, 4.4))
-    grid = fig.add_gridspec(2, 4)
+    """Fig. 2: (A) samples, (B) ``y~``, (C) ``y`` (a colour bar per class beside them: a
+    pixel mixes the class colours by score), (D) error factor (top) and Gamma (bottom),
+    each with its colour bar."""
+    fig = Figure(figsize=(17, 4.8), layout="constrained")
+    grid = fig.add_gridspec(2, 4, width_ratios=(1, 1, 1, 0.62))
     ext = panels["extent"]
     ax = fig.add_subplot(grid[:, 0])
     x, y = samples
     for k in range(int(y.max()) + 1):
-        ax.scatter(*x[y == k].T, s=1, color=CLASS_COLOURS[k])
+        ax.scatter(*x[y == k].T, s=1, color=CLASS_COLOURS[k], label=f"class {k}")
     ax.set_xlim(ext[:2]), ax.set_ylim(ext[2:]), ax.set_aspect("equal")
-    ax.set_title("A. samples")
-    for col, (key, name) in enumerate([("y_tilde", "B. y~ = c(x) y(x)"), ("y", "C. y(x)")], 1):
+    ax.legend(loc="upper right", markerscale=6, fontsize=8)
+    ax.set_title("A. training samples")
+    maps = [("y_tilde", r"B. final score $\tilde{y}(x) = c(x)\,y(x)$"),
+            ("y", r"C. softmax $y(x)$")]
+    class_axes = []
+    for col, (key, name) in enumerate(maps, 1):
         ax = fig.add_subplot(grid[:, col])
         ax.imshow(_class_image(panels[key]), origin="lower", extent=ext)
         ax.set_title(name)
-    for row, (key, name) in enumerate([("error_factor", "D. exp(-alpha e/D)"),
-                                       ("gamma_factor", "Gamma(x)")]):
+        class_axes.append(ax)
+    _class_colour_bars(fig, class_axes, panels["y"].shape[-1])
+    for row, (key, name) in enumerate([("error_factor", r"D. error factor $e^{-\alpha e(x)/D}$"),
+                                       ("gamma_factor", r"curvature factor $\Gamma(x)$")]):
         ax = fig.add_subplot(grid[row, 3])
-        ax.imshow(panels[key], origin="lower", extent=ext, cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(name, fontsize=9)
+        image = ax.imshow(panels[key], origin="lower", extent=ext, cmap="gray_r", vmin=0,
+                          vmax=1)
+        fig.colorbar(image, ax=ax, fraction=0.08, pad=0.02)
+        ax.set_title(name, fontsize=10)
         ax.set_xticks([]), ax.set_yticks([])
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title)
     return fig
 
 
-def fooling_figure(result: FoolingResult, digits: Sequence[int]) -> Figure:
-    """One generated image per digit: the first trial that reached the most thresholds."""
+def fooling_shown(result: FoolingResult, digits: Sequence[int]) -> list[int]:
+    """Fig. 3's trial per digit: the first of those on that digit that reached the most
+    thresholds."""
     from overgen.attacks.fgn import NEVER  # here: the report needs no pytorch_lightning
 
-    fig = Figure(figsize=(1.1 * len(digits), 1.6), layout="constrained")
     passed = (result.success != NEVER).sum(1)
-    for col, digit in enumerate(digits):
-        ids = (result.target == digit).nonzero().flatten().tolist()
-        i = max(ids, key=lambda j: (int(passed[j]), -j))
+    return [max((result.target == d).nonzero().flatten().tolist(),
+                key=lambda j: (int(passed[j]), -j)) for d in digits]
+
+
+def fooling_figure(result: FoolingResult, digits: Sequence[int], scores: np.ndarray) -> Figure:
+    """Fig. 3: the image of each digit's ``fooling_shown`` trial, titled by its target
+    digit, the thresholds it reached and ``scores [len(digits), K]``: the image's final score
+    for its target as judged at each threshold (with the alpha paired with it)."""
+    from overgen.attacks.fgn import NEVER
+
+    fig = Figure(figsize=(1.2 * len(digits), 2.1), layout="constrained")
+    k = len(result.thresholds)
+    for col, (digit, i) in enumerate(zip(digits, fooling_shown(result, digits), strict=True)):
         ax = fig.add_subplot(1, len(digits), col + 1)
         ax.imshow(result.image[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"{digit}: {int(passed[i])}/{len(result.thresholds)}", fontsize=9)
+        reached = int((result.success[i] != NEVER).sum())
+        ax.set_title(f"{digit}: {reached}/{k}\n" + " | ".join(f"{v:.3f}" for v in scores[col]),
+                     fontsize=9)
         ax.set_axis_off()
-    fig.suptitle("fooling images (digit: thresholds reached)", fontsize=9)
+    at = " | ".join(f"{t:.2f}" for t in result.thresholds)
+    fig.suptitle(f"fooling images; above each: target digit: thresholds reached, then its "
+                 f"final score at {at}", fontsize=9)
     return fig
 
 

@@ -24,6 +24,12 @@ def threshold_key(prefix: str, threshold: float) -> str:
     return f"{prefix}@{threshold:.2f}"
 
 
+def key_thresholds(metrics: dict, prefix: str) -> list[float]:
+    """The thresholds of the ``threshold_key(prefix, t)`` keys in ``metrics``, ascending."""
+    return sorted(float(k.removeprefix(f"{prefix}@")) for k in metrics
+                  if k.startswith(f"{prefix}@"))
+
+
 TEST_PREFIX = "test/"  # every metric the model logs while testing
 TEST_ACC = "test/acc"  # plain accuracy; threshold_key(TEST_ACC, t) at a threshold
 TEST_MSE = "test/mse"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -199,6 +199,10 @@ class FoolingResult:
         return FoolingResult(parts[0].thresholds, **{k: v[order] for k, v in cat.items()})
 
 
+# called with (updates done, the result so far) after each update (fool's progress)
+Progress = Callable[[int, FoolingResult], None]
+
+
 @contextmanager
 def frozen(model: nn.Module) -> Iterator[nn.Module]:
     """``model`` in eval mode with ``requires_grad=False`` parameters; both restored after."""
@@ -231,6 +235,7 @@ def fool(
     dtype: torch.dtype = torch.float32,
     save_to: str | None = None,
     save_every: int = 500,
+    progress: Progress | None = None,
 ) -> FoolingResult:
     """Attack ``model`` on ``targets [N]`` (digits) with one generator per trial id in
     ``trials [N]`` (default ``0..N-1``); see the module docstring. ``lr=None``:
@@ -247,6 +252,9 @@ def fool(
     ``save_to`` (a file; rank-1 generators only): save the state there every
     ``save_every`` updates and on a stop signal, and continue from it when it holds this
     attack (same arguments, trials and model weights).
+
+    ``progress(step, result)`` is called after each update is judged (``step`` updates
+    done, ``result.success`` filled up to it).
     """
     for name, value, allowed in (("optimizer", optimizer, OPTIMIZERS),
                                  ("target", target, TARGETS),
@@ -277,12 +285,12 @@ def fool(
         if len(targets):
             gen = build((init_trial(seed, int(i)) for i in trials), optimizer, lr, betas, eps,
                         device, dtype)
-            _run(gen, model, result, max_steps, target, device, saved)
+            _run(gen, model, result, max_steps, target, device, saved, progress)
     return result
 
 
 def _run(gen, model: ScoringModule, result: FoolingResult, max_steps: int, target: str,
-         device, saved: SavedAttack | None = None) -> None:
+         device, saved: SavedAttack | None = None, progress: Progress | None = None) -> None:
     """The attack loop; fills ``result.success``, ``.steps`` and ``.image`` in place.
     At the top of iteration ``step`` the state is whole (``step`` updates done); a stop
     signal raised anywhere in the iteration saves that state."""
@@ -325,6 +333,8 @@ def _run(gen, model: ScoringModule, result: FoolingResult, max_steps: int, targe
             keep = (result.success[alive] == NEVER).any(1)
             result.image[alive[~keep]] = x.detach()[~keep.to(x.device)].cpu()
             result.steps[alive[~keep]] = step
+        if progress is not None:
+            progress(step, result)
         if step == max_steps or not keep.any():
             result.image[alive[keep]] = x.detach()[keep.to(x.device)].cpu()
             return

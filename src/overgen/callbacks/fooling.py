@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Sequence
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
@@ -18,9 +21,10 @@ from overgen.attacks.fgn import (
     fool,
     trial_targets,
 )
+from overgen.attacks.progress import FoolingProgress
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
-from overgen.figures import fooling_figure
+from overgen.figures import fooling_figure, fooling_shown
 from overgen.models.base import ScoringModule
 from overgen.outputs import (
     FOOLING_FIGURE,
@@ -32,6 +36,8 @@ from overgen.outputs import (
     threshold_key,
 )
 from overgen.utils.io import atomic_savefig
+
+log = logging.getLogger(__name__)
 
 KEY = "callbacks.fooling"
 
@@ -59,7 +65,8 @@ class FoolingAttack(Thresholded):
     runs the trials ``i`` with ``i % world == r``; results are gathered and written on
     rank 0: ``results["fooling/rate@0.90"]``, ``["fooling/steps@0.90"]`` (mean updates of
     the successful trials, None when none), per threshold, the settings, and
-    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``.
+    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``. The loggers
+    get the rates and steps (the settings reach them with the config) and the figure.
 
     ``state_dir`` (set by ``train.py`` to the folder of the checkpoint it tests): each
     rank saves its attack there (``fooling_state.pt``, ``fooling_state.rank1.pt``, ...)
@@ -123,31 +130,53 @@ class FoolingAttack(Thresholded):
             state = fooling_state_file(trainer.global_rank)
             saving = {"save_to": os.path.join(self.state_dir, state),
                       "save_every": self.save_every}
-        result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
-                      self.optimizer, self.lr, self.betas, self.eps, self.target,
-                      self.generator, self.seed, pl_module.device, dtype, **saving)
+        if trainer.is_global_zero:
+            log.info("fooling: %d trials, at most %d updates each, thresholds %s",
+                     len(targets), self.max_steps, ", ".join(f"{t:.2f}" for t in self.thresholds))
+        started = time.monotonic()
+        shown = trainer.progress_bar_callback is not None and trainer.is_global_zero
+        with FoolingProgress(self.thresholds, self.max_steps, enabled=shown) as progress:
+            result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
+                          self.optimizer, self.lr, self.betas, self.eps, self.target,
+                          self.generator, self.seed, pl_module.device, dtype,
+                          progress=progress, **saving)
         result = gather(result)
         if trainer.is_global_zero:
-            self._report(trainer, result)
+            fooled = ", ".join(f"{result.rate(k):.1%} at {t:.2f}"
+                               for k, t in enumerate(self.thresholds))
+            log.info("fooling: done in %.1f s; fooled %s", time.monotonic() - started, fooled)
+            self._report(trainer, pl_module, result)
 
-    def _report(self, trainer: pl.Trainer, result: FoolingResult) -> None:
-        results: dict[str, object] = {}
+    def _shown_scores(self, model: ScoringModule, result: FoolingResult) -> np.ndarray:
+        """The final score of each figure image for its target at each threshold ``[S, K]``."""
+        shown = fooling_shown(result, self.digits)
+        x = result.image[shown].to(model.device, next(model.parameters()).dtype)
+        targets = result.target[shown, None].to(model.device)
+        with torch.no_grad():
+            scores = model.class_scores_at(x, self.thresholds)
+        return torch.cat([s.gather(1, targets) for s in scores], 1).cpu().numpy()
+
+    def _report(self, trainer: pl.Trainer, pl_module: ScoringModule,
+                result: FoolingResult) -> None:
+        measured: dict[str, float | None] = {}
         for k, t in enumerate(self.thresholds):
-            results[threshold_key(FOOLING_RATE, t)] = result.rate(k)
-            results[threshold_key(FOOLING_STEPS, t)] = result.mean_steps(k)
-        results.update({
+            measured[threshold_key(FOOLING_RATE, t)] = result.rate(k)
+            measured[threshold_key(FOOLING_STEPS, t)] = result.mean_steps(k)
+        results: dict[str, object] = {
+            **measured,
             FOOLING_TRIALS: len(result.trial),
             "fooling/target": self.target,
             FOOLING_MAX_STEPS: self.max_steps,
             "fooling/lr": self.lr,
             "fooling/optimizer": self.optimizer,
             "fooling/generator": self.generator,
-        })
-        atomic_savefig(fooling_figure(result, self.digits), self.path)
+        }
+        atomic_savefig(fooling_figure(result, self.digits, self._shown_scores(pl_module, result)),
+                       self.path)
         results[FOOLING_FIGURE] = self.path
         self.results = results
-        scalars = {k: float(v) for k, v in results.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        # the settings reach the loggers with the config (utils.loggers), not as metrics
+        scalars = {k: v for k, v in measured.items() if v is not None}
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             if hasattr(logger, "log_image"):

@@ -31,7 +31,8 @@ class OpenSet(Thresholded):
     ``ood: true`` scores every sample in full (for the dAE: the curvature of every test
     image, costly with exact curvature on a CPU); ``false`` gates the curvature to samples
     that can pass the threshold (exact decisions, no ``ood/*``). ``ood/*`` is ``None``
-    when every digit is known or when ``ood`` is off.
+    when every digit is known or when ``ood`` is off. The loggers get the measured values;
+    the settings (``openset/known``, ``threshold``, ``openness``) only ``metrics.json``.
     """
 
     key = "callbacks.openset.threshold"
@@ -56,15 +57,13 @@ class OpenSet(Thresholded):
         scores, labels = self.outputs.compute()
         tp, fp, fn = openset_counts(scores, labels, self.known, self.threshold)
         precision, recall, f1 = openset_f1(tp, fp, fn)
-        k = len(self.known)
-        values = {
-            OPENSET_F1: f1, "openset/precision": precision, "openset/recall": recall,
-            OPENSET_OPENNESS: openness(k, trainer.datamodule.num_classes),
-            OPENSET_KNOWN: k, OPENSET_THRESHOLD: self.threshold,
-        }
         in_dist = torch.isin(labels, torch.as_tensor(self.known, device=labels.device))
         ood = ood_metrics(scores.max(-1).values, in_dist) if self.ood else dict.fromkeys(OOD_NAMES)
-        values.update({OOD_PREFIX + name: v for name, v in ood.items()})
-        pl_module.log_dict({name: float(v) for name, v in values.items() if v is not None})
-        self.results = {**values, "openset/known_classes": self.known,
+        measured = {OPENSET_F1: f1, "openset/precision": precision, "openset/recall": recall,
+                    **{OOD_PREFIX + name: v for name, v in ood.items()}}
+        # settings reach the loggers with the config (utils.loggers), not as metrics
+        settings = {OPENSET_KNOWN: len(self.known), OPENSET_THRESHOLD: self.threshold,
+                    OPENSET_OPENNESS: openness(len(self.known), trainer.datamodule.num_classes)}
+        pl_module.log_dict({name: float(v) for name, v in measured.items() if v is not None})
+        self.results = {**measured, **settings, "openset/known_classes": self.known,
                         "openset/tp": tp, "openset/fp": fp, "openset/fn": fn}

@@ -3,6 +3,9 @@ fitted by ``train.py`` without a Lightning training loop."""
 
 from __future__ import annotations
 
+import logging
+import time
+
 import pytorch_lightning as pl
 import torch
 from sklearn.svm import OneClassSVM
@@ -11,6 +14,8 @@ from torch import Tensor
 from overgen.errors import ConfigError
 from overgen.models.base import ScoringModule
 from overgen.scores import SVM_KERNELS, svm_decision
+
+log = logging.getLogger(__name__)
 
 GAMMAS = ("scale", "auto")
 
@@ -60,7 +65,8 @@ class OneClassSVMModel(ScoringModule):
         self.register_buffer("train_classes", torch.empty(0, dtype=torch.long))
 
     def fit_without_trainer(self, datamodule: pl.LightningDataModule) -> None:
-        """Fit on the first ``max_train`` images of the (shuffled) training loader."""
+        """Fit on the first ``max_train`` images of the (shuffled) training loader; logs a
+        line before (the sample count) and after (the time taken)."""
         datamodule.setup("fit")
         xs, n = [], 0
         for batch in datamodule.train_dataloader():
@@ -71,7 +77,13 @@ class OneClassSVMModel(ScoringModule):
                 break
         x = torch.cat(xs)[: self.max_train].double()
         gamma = svm_gamma(self.gamma, x)
+        # scikit-learn's fit reports no progress (libsvm's verbose output is a C-level dump)
+        log.info("ocsvm: fitting OneClassSVM(kernel=%s, nu=%s, gamma=%.4g) on %d images of "
+                 "%d pixels", self.kernel, self.nu, gamma, len(x), x.shape[1])
+        started = time.monotonic()
         svm = OneClassSVM(kernel=self.kernel, nu=self.nu, gamma=gamma).fit(x.numpy())
+        log.info("ocsvm: fitted in %.1f s, %d support vectors", time.monotonic() - started,
+                 len(svm.support_))
         self.support = torch.as_tensor(svm.support_vectors_, dtype=torch.float64)
         self.dual_coef = torch.as_tensor(svm.dual_coef_[0], dtype=torch.float64)
         self.intercept = torch.tensor(float(svm.intercept_[0]), dtype=torch.float64)

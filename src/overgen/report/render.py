@@ -12,6 +12,7 @@ from overgen.figures import openset_figure, roc_figure
 from overgen.outputs import (
     FOOLING_FIGURE,
     FOOLING_PREFIX,
+    FOOLING_RATE,
     ONECLASS_PREFIX,
     OOD_KEYS,
     OPENSET_F1,
@@ -19,6 +20,8 @@ from overgen.outputs import (
     RINGS_FIGURE,
     RUN_DATA,
     TEST_ACC,
+    key_thresholds,
+    threshold_key,
 )
 from overgen.report.collect import (
     group,
@@ -151,14 +154,21 @@ def rings_blocks(runs: list[dict], out: str) -> list[Block]:
 
 
 def fooling_blocks(runs: list[dict], out: str) -> list[Block]:
-    """One generated-image grid per setting (the first run that has one)."""
+    """One generated-image grid per setting (the first run that has one); the caption names
+    the run's thresholds (its ``fooling/rate@t`` keys) and rates."""
     blocks: list[Block] = []
     for name, g in group([r for r in runs if FOOLING_FIGURE in r]).items():
         found = [(r, p) for r in g if (p := run_file(r, FOOLING_FIGURE))]
         if found:
             r, path = found[0]
-            blocks.append(("img", path, f"{name}: one fooling image per target digit, run "
-                                        f"{_where(r['dir'], out)} ({provenance([r])})"))
+            thresholds = key_thresholds(r, FOOLING_RATE)
+            fooled = ", ".join(f"{100 * r[threshold_key(FOOLING_RATE, t)]:.1f}% at {t:.2f}"
+                               for t in thresholds)
+            blocks.append(("img", path, (
+                f"{name}: one fooling image per target digit, run {_where(r['dir'], out)} "
+                f"({provenance([r])}), thresholds {', '.join(f'{t:.2f}' for t in thresholds)}, "
+                f"fooled {fooled}. Above each image: its target digit, how many thresholds it "
+                "reached, and its final score at each threshold (not in older runs' figures)")))
     return [("h", 2, "Fig. 3: fooling images"), *blocks] if blocks else []
 
 

@@ -7,7 +7,8 @@ import logging
 import re
 import warnings
 
-# (category, message start) of warnings that every run would print
+# (category, message start) of warnings that every run would print (wandb's "anonymous
+# setting has no effect" is not filtered but avoided: overgen.utils.loggers.WandbLogger)
 KNOWN_WARNINGS = (
     # Lightning builds torch pytree leaves the way torch now deprecates
     (FutureWarning, "`isinstance(treespec, LeafSpec)` is deprecated"),

@@ -1,7 +1,7 @@
 """What every logger of a run receives (lightning-hydra-template's ``log_hyperparameters``):
 the resolved composed config, the group choices, the job's overrides and the train classes;
 the W&B run's name, tags and group; and, for W&B only, the 1-class ROC and the open-set
-point as tables."""
+point as tables. ``WandbLogger``: Lightning's, minus a warning no user can act on."""
 
 from __future__ import annotations
 
@@ -10,9 +10,22 @@ import os
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 
 OPENSET_COLUMNS = ("known", "openness", "threshold", "f1", "precision", "recall")
+
+
+class WandbLogger(LightningWandbLogger):
+    """Lightning's ``WandbLogger`` (``logger=wandb``) without ``anonymous=None``: Lightning
+    passes it to ``wandb.init`` on every run, and wandb warns on every run that "the
+    anonymous setting has no effect" (wandb/wandb#10909), a notice no user can act on.
+    ``anonymous=True`` is passed on as given."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
 
 
 def run_name(choices: dict[str, Any], data: DictConfig, train_classes: list[int]) -> str:
@@ -60,7 +73,7 @@ def log_hyperparameters(loggers: list[Logger], params: dict[str, Any]) -> None:
 def log_tables(loggers: list[Logger], metrics: dict[str, Any], run_dir: str) -> None:
     """W&B loggers only: ``oneclass/roc`` (fpr, tpr of ``roc.json``, with a line plot) and
     ``openset/point`` (K, openness, threshold, F, precision, recall)."""
-    wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    wandb_loggers = [lg for lg in loggers if isinstance(lg, LightningWandbLogger)]
     if not wandb_loggers:
         return
     import wandb
