@@ -19,7 +19,13 @@ from overgen.tasks import evaluate, train
 FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
 
 
-def test_rings_figure_and_confidence(tmp_path):
+def test_rings_figure_and_confidence(tmp_path, monkeypatch):
+    import overgen.callbacks.rings_figure as rings_cb
+
+    titles = []
+    draw = rings_cb.rings_figure
+    monkeypatch.setattr(rings_cb, "rings_figure",
+                        lambda *a: titles.append(a[-1]) or draw(*a))
     cfg = compose_cfg("train", ["experiment=rings2d", *TINY, "trainer.max_steps=1500",
                                 "callbacks.rings_figure.resolution=40"], tmp_path)
     metrics = train(cfg)
@@ -27,6 +33,10 @@ def test_rings_figure_and_confidence(tmp_path):
     assert metrics["figure/rings2d"] == str(tmp_path / "rings2d.png")
     assert json.loads((tmp_path / "metrics.json").read_text())["run/steps"] == 1500
     assert metrics["test/acc"] > 0.95
+    # re-drawn from the checkpoint alone: the title counts the checkpoint's training steps
+    evaluate(compose_cfg("evaluate", [f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}",
+                                      *TINY], tmp_path / "eval"))
+    assert [t.split(" training steps")[0] for t in titles] == ["1500", "1500"]
 
 
 def test_rings_confidence_high_on_rings_low_at_centres_and_far(tmp_path):

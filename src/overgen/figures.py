@@ -76,7 +76,7 @@ def rings_figure(panels: dict[str, np.ndarray], samples: tuple[np.ndarray, np.nd
     """Fig. 2: (A) samples, (B) ``y~``, (C) ``y`` (a colour bar per class beside them: a
     pixel mixes the class colours by score), (D) error factor (top) and Gamma (bottom),
     each with its colour bar."""
-    fig = Figure(figsize=(17, 4.8), layout="constrained")
+    fig = Figure(figsize=(19, 4.8), layout="constrained")  # narrower clips A's labels
     grid = fig.add_gridspec(2, 4, width_ratios=(1, 1, 1, 0.62))
     ext = panels["extent"]
     ax = fig.add_subplot(grid[:, 0])
@@ -92,6 +92,7 @@ def rings_figure(panels: dict[str, np.ndarray], samples: tuple[np.ndarray, np.nd
     for col, (key, name) in enumerate(maps, 1):
         ax = fig.add_subplot(grid[:, col])
         ax.imshow(_class_image(panels[key]), origin="lower", extent=ext)
+        ax.tick_params(labelleft=False)  # A's axis labels serve all three panels
         ax.set_title(name)
         class_axes.append(ax)
     _class_colour_bars(fig, class_axes, panels["y"].shape[-1])

@@ -21,6 +21,7 @@ from overgen.callbacks.checkpoint_config import (
     ConfigInCheckpoint,
     RngStateInCheckpoint,
 )
+from overgen.callbacks.evaluation import Evaluation
 from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
 from overgen.callbacks.fooling import FoolingAttack
 from overgen.callbacks.stop import StopOnSignal
@@ -331,6 +332,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         **hyperparameters(cfg, choices, task_overrides(), datamodule.train_classes),
         "ckpt_path": os.path.abspath(cfg.ckpt_path)}})
     model.load_state_dict(ckpt["state_dict"])
+    for cb in callbacks:
+        if isinstance(cb, Evaluation):
+            cb.trained_steps = ckpt.get("global_step", 0)
     trainer.test(model, datamodule=datamodule)
     metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, choices, started)
     metrics["run/ckpt_path"] = os.path.abspath(cfg.ckpt_path)

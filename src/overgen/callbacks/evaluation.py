@@ -15,6 +15,13 @@ class Evaluation(pl.Callback):
 
     def __init__(self) -> None:
         self.results: dict = {}
+        # the training steps behind the model under test: ``trainer.global_step`` after a
+        # fit; evaluate.py sets the checkpoint's (its test-only trainer has counted none)
+        self.trained_steps: int | None = None
+
+    def steps(self, trainer: pl.Trainer) -> int:
+        """The training steps behind the tested model."""
+        return trainer.global_step if self.trained_steps is None else self.trained_steps
 
     def score_needs(self) -> ScoreNeeds:
         """The scores this callback reads from each test batch: none by default."""

@@ -24,7 +24,7 @@ class RingsFigure(Evaluation):
         if not trainer.is_global_zero:
             return
         x, y = sample_rings(self.samples_per_ring)
-        title = (rf"{trainer.global_step} training steps, $\sigma$ = {pl_module.sigma}, "
+        title = (rf"{self.steps(trainer)} training steps, $\sigma$ = {pl_module.sigma}, "
                  rf"$\alpha$ = {pl_module.alpha}, $\beta$ = {pl_module.beta}, "
                  f"curvature: {pl_module.method}")
         fig = rings_figure(rings_panels(pl_module, resolution=self.resolution),
