@@ -20,6 +20,8 @@ from overgen.metrics import (
     openness,
     openset_counts,
     openset_f1,
+    openset_f1_perclass,
+    oscr,
     roc,
 )
 from overgen.outputs import OOD_NAMES
@@ -48,6 +50,63 @@ def test_openset_counts_hand_counted():
     p, r, f = openset_f1(tp, fp, fn)
     assert p == pytest.approx(3 / 5) and r == pytest.approx(3 / 4)
     assert f == pytest.approx(2 * p * r / (p + r))
+
+
+def test_openset_f1_perclass_hand_counted():
+    # the case above: sample 2 (a 0 accepted as 1) is an FP and now also an FN, so
+    # tp 3, fp 2, fn 2: P = R = 3/5 (R = tp / the 5 known samples)
+    pred = [0, 0, 1, 1, 2, 0, 1, 0]
+    conf = [0.95, 0.5, 0.99, 0.9, 0.99, 0.97, 0.95, 0.2]
+    labels = torch.tensor([0, 0, 0, 1, 2, 3, 1, 3])
+    assert openset_f1_perclass(one_hot_scores(pred, conf), labels, [0, 1], 0.9) == (
+        pytest.approx(0.6))
+
+
+def test_oscr_hand_worked():
+    # known {0, 1}: each sample labelled by the larger of columns 0, 1 (column 2 ignored)
+    scores = torch.tensor([[0.9, 0.1, 0.0],   # a 0: right, 0.9
+                           [0.6, 0.4, 0.0],   # a 1: wrong, 0.6
+                           [0.2, 0.7, 0.1],   # unknown, 0.7
+                           [0.1, 0.3, 0.6],   # a 1: right, 0.3 (argmax on unknown column 2)
+                           [0.2, 0.1, 0.7]])  # unknown, 0.2
+    labels = torch.tensor([0, 1, 2, 1, 2])
+    fpr, ccr, area = oscr(scores, labels, [0, 1])
+    np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 0.5, 1])
+    np.testing.assert_allclose(ccr, [0, 1 / 3, 1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    assert area == pytest.approx(0.5 * 1 / 3 + 0.5 * 2 / 3)
+
+
+def brute_oscr(scores: np.ndarray, labels: np.ndarray, known: list[int]):
+    """Every distinct score as a threshold, counted sample by sample; area by trapezoids."""
+    best, label = [], []
+    for row in scores:
+        k = max(known, key=lambda c: row[c])
+        best.append(row[k])
+        label.append(k)
+    is_known = np.isin(labels, known)
+    samples = list(zip(best, label, labels, is_known, strict=True))
+    points = [(0.0, 0.0)]
+    for t in sorted(set(best), reverse=True):
+        right = sum(b >= t and k == y for b, k, y, kn in samples if kn)
+        opened = sum(b >= t for b, _, _, kn in samples if not kn)
+        points.append((opened / (~is_known).sum(), right / is_known.sum()))
+    area = sum((x1 - x0) * (y0 + y1) / 2
+               for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=True))
+    return points, area
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_oscr_against_brute_force_sweep(seed):
+    """Tied scores across samples (each row a permutation of 5 levels, so no ties within)."""
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.stack([torch.randperm(5, generator=g) for _ in range(60)]).double() / 4
+    labels = torch.randint(0, 5, (60,), generator=g)
+    known = [0, 2, 3]
+    fpr, ccr, area = oscr(scores, labels, known)
+    points, ref_area = brute_oscr(scores.numpy(), labels.numpy(), known)
+    np.testing.assert_allclose(np.c_[fpr, ccr], np.array(points))
+    assert area == pytest.approx(ref_area)
+    assert fpr[-1] == 1.0
 
 
 def test_openset_known_argmax_on_unknown_class_is_fn():
