@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, compose_cfg
+from conftest import DATA_DIR, TINY, compose_cfg
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
@@ -250,6 +251,12 @@ def test_average_roc():
                                                                           abs=1e-3)
 
 
+def mnist_test_labels(n: int) -> list[int]:
+    """The first ``n`` MNIST test labels, read from the raw idx file (8-byte header)."""
+    path = Path(DATA_DIR) / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    return list(path.read_bytes()[8 : 8 + n])
+
+
 def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=openset", "model=cnn", "+known=2",
                                 "data.subset=1", "trainer.max_steps=2", *SMALL], tmp_path)
@@ -263,7 +270,16 @@ def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     assert m["openset/f1"] == pytest.approx(openset_f1(tp, fp, fn)[2])
     for key in OOD_NAMES:
         assert 0.0 <= m[f"ood/{key}"] <= 1.0
+        # the CNN's final score is its softmax: MSP ranks as the final score does
+        assert m[f"ood/msp/{key}"] == pytest.approx(m[f"ood/{key}"])
+        for score in ("max_logit", "energy", "mahalanobis"):
+            assert 0.0 <= m[f"ood/{score}/{key}"] <= 1.0
+    assert "ood/reconstruction/auroc" not in m  # no dAE term
     assert returned["openset/f1"] == m["openset/f1"]
+    # per-class convention: every known test image that is not a TP is an FN
+    known = sum(label in m["openset/known_classes"] for label in mnist_test_labels(1000))
+    assert m["openset/f1_perclass"] == pytest.approx(openset_f1(tp, fp, known - tp)[2])
+    assert 0.0 <= m["openset/oscr"] <= 1.0
 
 
 def test_openset_all_known_has_no_ood(tmp_path, mnist_dir):
@@ -273,3 +289,5 @@ def test_openset_all_known_has_no_ood(tmp_path, mnist_dir):
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["openset/known"] == 10 and m["openset/openness"] == 0.0
     assert all(m[f"ood/{key}"] is None for key in OOD_NAMES)
+    assert all(m[f"ood/msp/{key}"] is None for key in OOD_NAMES)
+    assert m["openset/oscr"] is None
