@@ -128,13 +128,10 @@ OOD_HEADERS = {"auroc": "AUROC", "aupr_in": "AP in", "aupr_out": "AP out",
 FINAL_SCORE = "final"
 
 
-def _score_keys(runs: list[dict], final_key: str, prefix: str, name: str) -> dict[str, str]:
-    """``{score: key}``: the final score's ``final_key``, then each post-hoc score's
-    ``posthoc_key(prefix, score, name)`` that some run has a number for."""
-    keys = {FINAL_SCORE: final_key}
-    keys.update({s: posthoc_key(prefix, s, name) for s in POSTHOC_SCORES
-                 if values(runs, posthoc_key(prefix, s, name))})
-    return keys
+def _posthoc_found(runs: list[dict], prefix: str, name: str) -> list[str]:
+    """The post-hoc scores with a number under ``posthoc_key(prefix, score, name)`` in some
+    run."""
+    return [s for s in POSTHOC_SCORES if values(runs, posthoc_key(prefix, s, name))]
 
 
 def ood_table(runs: list[dict]) -> Table:
@@ -143,7 +140,7 @@ def ood_table(runs: list[dict]) -> Table:
     header = ["model", "score", *(OOD_HEADERS[n] for n in OOD_NAMES), "from"]
     rows = []
     for name, g in group(runs).items():
-        for score in _score_keys(g, OOD_KEYS[0], OOD_PREFIX, OOD_NAMES[0]):
+        for score in (FINAL_SCORE, *_posthoc_found(g, OOD_PREFIX, "auroc")):
             keys = (OOD_KEYS if score == FINAL_SCORE
                     else [posthoc_key(OOD_PREFIX, score, n) for n in OOD_NAMES])
             rows.append([name, score, *(cell(values(g, k), lambda v: f"{v:.3f}", len(g))
@@ -197,7 +194,10 @@ def oneclass_score_table(runs: list[dict]) -> Table:
     score)."""
     rows = []
     for name, g in group(runs).items():
-        for score, key in _score_keys(g, ONECLASS_AUROC, ONECLASS_PREFIX, "auroc").items():
+        keys = {FINAL_SCORE: ONECLASS_AUROC, **{
+            s: posthoc_key(ONECLASS_PREFIX, s, "auroc")
+            for s in _posthoc_found(g, ONECLASS_PREFIX, "auroc")}}
+        for score, key in keys.items():
             rows.append([name, score, cell(values(g, key), lambda v: f"{v:.3f}", len(g),
                                            std=True), provenance(g)])
     return ["model", "score", "mean AUC ± std", "from"], rows
