@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, compose_cfg
+from conftest import DATA_DIR, TINY, compose_cfg
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
@@ -20,6 +21,8 @@ from overgen.metrics import (
     openness,
     openset_counts,
     openset_f1,
+    openset_f1_perclass,
+    oscr,
     roc,
 )
 from overgen.outputs import OOD_NAMES
@@ -48,6 +51,63 @@ def test_openset_counts_hand_counted():
     p, r, f = openset_f1(tp, fp, fn)
     assert p == pytest.approx(3 / 5) and r == pytest.approx(3 / 4)
     assert f == pytest.approx(2 * p * r / (p + r))
+
+
+def test_openset_f1_perclass_hand_counted():
+    # the case above: sample 2 (a 0 accepted as 1) is an FP and now also an FN, so
+    # tp 3, fp 2, fn 2: P = R = 3/5 (R = tp / the 5 known samples)
+    pred = [0, 0, 1, 1, 2, 0, 1, 0]
+    conf = [0.95, 0.5, 0.99, 0.9, 0.99, 0.97, 0.95, 0.2]
+    labels = torch.tensor([0, 0, 0, 1, 2, 3, 1, 3])
+    assert openset_f1_perclass(one_hot_scores(pred, conf), labels, [0, 1], 0.9) == (
+        pytest.approx(0.6))
+
+
+def test_oscr_hand_worked():
+    # known {0, 1}: each sample labelled by the larger of columns 0, 1 (column 2 ignored)
+    scores = torch.tensor([[0.9, 0.1, 0.0],   # a 0: right, 0.9
+                           [0.6, 0.4, 0.0],   # a 1: wrong, 0.6
+                           [0.2, 0.7, 0.1],   # unknown, 0.7
+                           [0.1, 0.3, 0.6],   # a 1: right, 0.3 (argmax on unknown column 2)
+                           [0.2, 0.1, 0.7]])  # unknown, 0.2
+    labels = torch.tensor([0, 1, 2, 1, 2])
+    fpr, ccr, area = oscr(scores, labels, [0, 1])
+    np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 0.5, 1])
+    np.testing.assert_allclose(ccr, [0, 1 / 3, 1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    assert area == pytest.approx(0.5 * 1 / 3 + 0.5 * 2 / 3)
+
+
+def brute_oscr(scores: np.ndarray, labels: np.ndarray, known: list[int]):
+    """Every distinct score as a threshold, counted sample by sample; area by trapezoids."""
+    best, label = [], []
+    for row in scores:
+        k = max(known, key=lambda c: row[c])
+        best.append(row[k])
+        label.append(k)
+    is_known = np.isin(labels, known)
+    samples = list(zip(best, label, labels, is_known, strict=True))
+    points = [(0.0, 0.0)]
+    for t in sorted(set(best), reverse=True):
+        right = sum(b >= t and k == y for b, k, y, kn in samples if kn)
+        opened = sum(b >= t for b, _, _, kn in samples if not kn)
+        points.append((opened / (~is_known).sum(), right / is_known.sum()))
+    area = sum((x1 - x0) * (y0 + y1) / 2
+               for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=True))
+    return points, area
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_oscr_against_brute_force_sweep(seed):
+    """Tied scores across samples (each row a permutation of 5 levels, so no ties within)."""
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.stack([torch.randperm(5, generator=g) for _ in range(60)]).double() / 4
+    labels = torch.randint(0, 5, (60,), generator=g)
+    known = [0, 2, 3]
+    fpr, ccr, area = oscr(scores, labels, known)
+    points, ref_area = brute_oscr(scores.numpy(), labels.numpy(), known)
+    np.testing.assert_allclose(np.c_[fpr, ccr], np.array(points))
+    assert area == pytest.approx(ref_area)
+    assert fpr[-1] == 1.0
 
 
 def test_openset_known_argmax_on_unknown_class_is_fn():
@@ -191,6 +251,12 @@ def test_average_roc():
                                                                           abs=1e-3)
 
 
+def mnist_test_labels(n: int) -> list[int]:
+    """The first ``n`` MNIST test labels, read from the raw idx file (8-byte header)."""
+    path = Path(DATA_DIR) / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    return list(path.read_bytes()[8 : 8 + n])
+
+
 def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=openset", "model=cnn", "+known=2",
                                 "data.subset=1", "trainer.max_steps=2", *SMALL], tmp_path)
@@ -204,7 +270,16 @@ def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     assert m["openset/f1"] == pytest.approx(openset_f1(tp, fp, fn)[2])
     for key in OOD_NAMES:
         assert 0.0 <= m[f"ood/{key}"] <= 1.0
+        # the CNN's final score is its softmax: MSP ranks as the final score does
+        assert m[f"ood/msp/{key}"] == pytest.approx(m[f"ood/{key}"])
+        for score in ("max_logit", "energy", "mahalanobis"):
+            assert 0.0 <= m[f"ood/{score}/{key}"] <= 1.0
+    assert "ood/reconstruction/auroc" not in m  # no dAE term
     assert returned["openset/f1"] == m["openset/f1"]
+    # per-class convention: every known test image that is not a TP is an FN
+    known = sum(label in m["openset/known_classes"] for label in mnist_test_labels(1000))
+    assert m["openset/f1_perclass"] == pytest.approx(openset_f1(tp, fp, known - tp)[2])
+    assert 0.0 <= m["openset/oscr"] <= 1.0
 
 
 def test_openset_all_known_has_no_ood(tmp_path, mnist_dir):
@@ -214,3 +289,5 @@ def test_openset_all_known_has_no_ood(tmp_path, mnist_dir):
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["openset/known"] == 10 and m["openset/openness"] == 0.0
     assert all(m[f"ood/{key}"] is None for key in OOD_NAMES)
+    assert all(m[f"ood/msp/{key}"] is None for key in OOD_NAMES)
+    assert m["openset/oscr"] is None

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY, compose_cfg
+from sklearn.covariance import EmpiricalCovariance
 from sklearn.svm import OneClassSVM
 
+import overgen
 from overgen.data import MNISTDataModule
 from overgen.errors import ConfigError
 from overgen.models import OneClassSVMModel
@@ -129,13 +131,47 @@ def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir, caplog):
     assert m["oneclass/auroc"] > 0.8  # 200 training 7s already rank 7s well
 
 
+def brute_auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """P(score of a positive > score of a negative) + P(tie) / 2, over every pair."""
+    diff = scores[positive][:, None] - scores[~positive][None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
 def test_oneclass_cool_end_to_end(tmp_path, mnist_dir):
+    """The post-hoc AUROCs against the trained model's outputs recomputed here: MSP over
+    the class masses (brute-force pair counting) and Mahalanobis from scikit-learn's
+    ``EmpiricalCovariance`` of the training 1s' class-centred hidden layer."""
     cfg = compose_cfg("train", ["experiment=oneclass", "model=cool", "data.digit=1",
                                 "trainer.max_steps=2", *SMALL], tmp_path)
     train(cfg)
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["oneclass/digit"] == 1 and 0.0 <= m["oneclass/auroc"] <= 1.0
     assert (tmp_path / "roc.json").exists()
+    assert "oneclass/reconstruction/auroc" not in m  # a classifier has no dAE term
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    # evaluate.py fits the Mahalanobis score again, to the same numbers
+    again = evaluate(compose_cfg("evaluate", [f"ckpt_path={ckpt}", *SMALL], tmp_path / "eval"))
+    assert {k: again[k] for k in m if k.startswith("oneclass/")} == {
+        k: v for k, v in m.items() if k.startswith("oneclass/")}
+    model = overgen.load(str(ckpt))
+    dm = MNISTDataModule(mnist_dir, digit=1)
+    dm.setup("fit")
+    x, y = dm.test_tensors
+    x, positive = x[:1000], (y[:1000] == 1).numpy()  # limit_test_batches=2 of 500
+    train_x = torch.cat([dm.on_after_batch_transfer(b, 0)[0] for b in dm.train_dataloader()])
+    with torch.no_grad():
+        logits, hidden = model(x).double(), model.network.encoder(x).double().numpy()
+        train_hidden = model.network.encoder(train_x).double().numpy()
+    # the run scored in float32 (batches of 500), here in float64: a few near-ties may flip
+    msp = logits.softmax(-1).view(-1, 10, 10).sum(-1).max(-1).values.numpy()
+    assert m["oneclass/msp/auroc"] == pytest.approx(brute_auroc(msp, positive), abs=1e-3)
+    mean = train_hidden.mean(0)
+    cov = EmpiricalCovariance(assume_centered=True).fit(train_hidden - mean)
+    maha = -cov.mahalanobis(hidden - mean)
+    assert m["oneclass/mahalanobis/auroc"] == pytest.approx(brute_auroc(maha, positive),
+                                                             abs=1e-3)
+    energy = logits.logsumexp(-1).numpy()
+    assert m["oneclass/energy/auroc"] == pytest.approx(brute_auroc(energy, positive), abs=1e-3)
 
 
 def test_oneclass_callback_refuses_several_digits(tmp_path, mnist_dir):

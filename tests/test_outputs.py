@@ -31,3 +31,13 @@ def test_metric_keys_are_the_contract():
     prefixes = (outputs.TEST_PREFIX, outputs.FOOLING_PREFIX, outputs.OOD_PREFIX,
                 outputs.ONECLASS_PREFIX)
     assert prefixes == ("test/", "fooling/", "ood/", "oneclass/")
+
+
+def test_posthoc_and_openset_keys_are_the_contract():
+    assert outputs.POSTHOC_SCORES == ("msp", "max_logit", "energy", "mahalanobis",
+                                      "reconstruction")
+    assert outputs.posthoc_key(outputs.OOD_PREFIX, "msp", "fpr@95tpr") == "ood/msp/fpr@95tpr"
+    assert (outputs.posthoc_key(outputs.ONECLASS_PREFIX, "energy", "auroc")
+            == "oneclass/energy/auroc")
+    assert (outputs.OPENSET_OSCR, outputs.OPENSET_F1_PERCLASS) == ("openset/oscr",
+                                                                   "openset/f1_perclass")

@@ -50,16 +50,19 @@ def _table_one(root: Path) -> None:
 
 
 def _openset(root: Path) -> None:
-    def point(model, k, subset, f1, auroc, curvature=None):
+    def point(model, k, subset, f1, auroc, curvature=None, **extra):
         _run(root, f"os/{model}_{k}_{subset}", **{
             "run/model": model, "run/data": "mnist_openset", "run/curvature": curvature,
             "run/alpha@0.90": 20.0 if curvature else None,
             "run/alpha@0.99": 3.0 if curvature else None,
             "test/acc": 0.9, "openset/f1": f1, "openset/known": k, "openset/threshold": 0.99,
-            "openset/openness": 1 - (k / 10) ** 0.5, "ood/auroc": auroc})
-    point("cnn", 2, 0, 0.6, 0.8)
-    point("cnn", 2, 1, 0.8, 0.9)
-    point("cnn", 10, 0, 0.9, None)
+            "openset/openness": 1 - (k / 10) ** 0.5, "ood/auroc": auroc, **extra})
+    point("cnn", 2, 0, 0.6, 0.8, **{"ood/msp/auroc": 0.8, "ood/mahalanobis/auroc": 0.7,
+                                    "ood/mahalanobis/fpr@95tpr": 0.5,
+                                    "openset/f1_perclass": 0.5, "openset/oscr": 0.6})
+    point("cnn", 2, 1, 0.8, 0.9, **{"ood/msp/auroc": 0.9, "ood/mahalanobis/auroc": 0.8,
+                                    "openset/f1_perclass": 0.7, "openset/oscr": 0.8})
+    point("cnn", 10, 0, 0.9, None, **{"openset/f1_perclass": 0.9, "openset/oscr": None})
     point("dae_sym", 2, 0, 0.95, 0.99, curvature="exact")
 
 
@@ -67,9 +70,10 @@ def _oneclass(root: Path) -> None:
     perfect, diagonal = {"fpr": [0, 0, 1], "tpr": [0, 1, 1]}, {"fpr": [0, 1], "tpr": [0, 1]}
     dae = {"run/model": "dae_sym", "run/data": "mnist_oneclass", "run/curvature": "exact"}
     _run(root, "oc/dae0", {"roc.json": perfect}, **dae, **{
-        "oneclass/digit": 0, "oneclass/auroc": 0.9, "oneclass/roc_file": "roc.json"})
+        "oneclass/digit": 0, "oneclass/auroc": 0.9, "oneclass/roc_file": "roc.json",
+        "oneclass/mahalanobis/auroc": 0.7, "oneclass/reconstruction/auroc": 0.95})
     _run(root, "oc/dae1", {"roc.json": diagonal}, **dae,  # no roc_file key: roc.json fallback
-         **{"oneclass/digit": 1, "oneclass/auroc": 0.8})
+         **{"oneclass/digit": 1, "oneclass/auroc": 0.8, "oneclass/mahalanobis/auroc": 0.9})
     _run(root, "oc/svm0", {"roc.json": perfect}, **{  # a stale absolute path (moved run)
         "run/model": "ocsvm", "run/data": "mnist_oneclass", "run/epochs": 0,
         "oneclass/digit": 0, "oneclass/auroc": 0.95, "oneclass/roc_file": "/gone/roc.json"})
@@ -112,7 +116,16 @@ def test_openset(report):
             f"| dae_sym (exact curvature) (n=1, epochs=3, {FROM}) |") in md
     assert "| 2 | 0.553 | 0.700 ± 0.100 (n=2) | 0.950 ± 0.000 (n=1) |" in md
     assert "| 10 | 0.000 | 0.900 ± 0.000 (n=1) | – |" in md
-    assert f"| cnn | 0.850 [n=2] | – | – | – | n=3, epochs=3, {FROM} |" in md
+    assert "| model | score | AUROC | AP in | AP out | FPR@95TPR | from |" in md
+    assert f"| cnn | final | 0.850 [n=2] | – | – | – | n=3, epochs=3, {FROM} |" in md
+    assert f"| cnn | msp | 0.850 [n=2] | – | – | – | n=3, epochs=3, {FROM} |" in md
+    assert ("| cnn | mahalanobis | 0.750 [n=2] | – | – | 0.500 [n=1] "
+            f"| n=3, epochs=3, {FROM} |") in md
+    assert "| dae_sym (exact curvature) | final | 0.990 |" in md
+    assert "| dae_sym (exact curvature) | msp |" not in md  # no post-hoc scores in its run
+    # the F conventions: pooled 0.767, per-class FN 0.7, OSCR 0.7 from the two runs with unknowns
+    assert f"| cnn | 0.767 | 0.700 | 0.700 [n=2] | n=3, epochs=3, {FROM} |" in md
+    assert "one FP and not also an FN" in md
     assert "threshold 0.99" in md
     openset_text = md.split("## Fig. 4")[1].split("## Fig. 5")[0]
     # only the open-set threshold's alpha; cnn has none
@@ -126,6 +139,11 @@ def test_oneclass(report):
             f"| n=2, epochs=3, {FROM} |") in md
     assert f"| ocsvm | 0.950 ± 0.000 | 0.952 | 0 | 1 | n=1, epochs=0, {FROM} |" in md
     assert "| 1 | 0.800 | – |" in md
+    dae = "| dae_sym (exact curvature)"
+    assert f"{dae} | final | 0.850 ± 0.050 | n=2, epochs=3, {FROM} |" in md
+    assert f"{dae} | mahalanobis | 0.800 ± 0.100 | n=2, epochs=3, {FROM} |" in md
+    assert f"{dae} | reconstruction | 0.950 ± 0.000 [n=1] | n=2, epochs=3, {FROM} |" in md
+    assert f"| ocsvm | final | 0.950 ± 0.000 | n=1, epochs=0, {FROM} |" in md
 
 
 def test_figures_embedded(report):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,7 @@ from conftest import TINY, compose_cfg
 
 from overgen.models import Classifier, DAEClassifier
 from overgen.models.base import merge_needs
+from overgen.models.posthoc import FeatureFit
 from overgen.networks import ConvClassifier, ConvDAE
 from overgen.scores import curvature_factor, reconstruction_error
 from overgen.tasks import train
@@ -124,3 +126,61 @@ def test_classifier_test_step_scores_every_threshold_alike(monkeypatch):
     for scores in out.scores.values():
         torch.testing.assert_close(scores, model.class_scores(x))
     torch.testing.assert_close(out.probs, model.log_probs(x).exp())
+
+
+def _fit_by_hand(hidden: torch.Tensor, labels: torch.Tensor) -> FeatureFit:
+    """Class means and the pooled class-centred covariance's pseudo-inverse, in numpy."""
+    h, y = hidden.double().numpy(), labels.numpy()
+    seen = sorted(set(y.tolist()))
+    means = np.stack([h[y == c].mean(0) for c in seen])
+    centred = h - means[[seen.index(c) for c in y]]
+    return FeatureFit(torch.as_tensor(means), torch.as_tensor(np.linalg.pinv(
+        centred.T @ centred / len(h), hermitian=True)))
+
+
+def test_classifier_posthoc_scores_from_its_one_forward_pass(monkeypatch):
+    torch.manual_seed(0)
+    model = Classifier(ConvClassifier(30), omega=3).eval()
+    x, y = torch.rand(6, 1, 28, 28), torch.tensor([1, 2, 3, 1, 2, 3])
+    monkeypatch.setattr(model, "log", lambda *args, **kwargs: None)
+    with torch.no_grad():
+        logits, h = model(x), model.network.encoder(x)
+    model.score_needs, model.posthoc_wanted = {None: True}, True
+    model.feature_fit = _fit_by_hand(h, y)
+    passes = []
+    encoder = model.network.encoder.forward
+    monkeypatch.setattr(model.network.encoder, "forward", lambda v: passes.append(1) or encoder(v))
+    out = model.test_step((x, y), 0)
+    assert len(passes) == 1 and set(out.posthoc) == {"msp", "max_logit", "energy", "mahalanobis"}
+    # COOL: MSP over the class masses (10 units per class), logit scores over all 30 units
+    masses = logits.softmax(-1).view(6, 10, 3).sum(-1)
+    torch.testing.assert_close(out.posthoc["msp"], masses.max(-1).values)
+    torch.testing.assert_close(out.posthoc["max_logit"], logits.max(-1).values)
+    torch.testing.assert_close(out.posthoc["energy"], logits.exp().sum(-1).log())
+    f, means, p = h.double(), *model.feature_fit
+    closest = torch.tensor([min(float((fi - m) @ p @ (fi - m)) for m in means) for fi in f],
+                           dtype=torch.float64)
+    torch.testing.assert_close(out.posthoc["mahalanobis"], -closest)
+
+
+def test_dae_posthoc_scores_from_its_one_encoder_pass(monkeypatch):
+    torch.manual_seed(0)
+    model = DAEClassifier(ConvDAE(), alpha=20.0).eval()
+    x, y = torch.rand(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    monkeypatch.setattr(model, "log", lambda *args, **kwargs: None)
+    monkeypatch.setattr(model, "curvature", lambda v: torch.zeros(len(v)))
+    model.score_needs, model.posthoc_wanted = {None: True}, True  # no fit: no Mahalanobis
+    encodes = []
+    encode = model.network.encode
+    monkeypatch.setattr(model.network, "encode", lambda v: encodes.append(len(v)) or encode(v))
+    out = model.test_step((x, y), 0)
+    assert encodes == [3] and set(out.posthoc) == {"msp", "max_logit", "energy",
+                                                   "reconstruction"}
+    with torch.no_grad():
+        e = (model.reconstruct(x) - x).pow(2).sum((1, 2, 3))
+        logits = model(x)
+    torch.testing.assert_close(out.posthoc["reconstruction"], torch.exp(-20.0 * e / 784))
+    torch.testing.assert_close(out.posthoc["msp"], logits.softmax(-1).max(-1).values)
+    torch.testing.assert_close(out.posthoc["energy"], logits.logsumexp(-1))
+    model.posthoc_wanted = False  # no evaluation reads them: none computed
+    assert model.test_step((x, y), 0).posthoc == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -142,3 +143,39 @@ def test_mlp_dae_exact_curvature_against_finite_differences():
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="hutchinson"):
         scores.jacobian_trace(lambda v: v, torch.zeros(1, 2), "bogus")
+
+
+def test_msp_max_logit_energy_hand_worked():
+    logits = torch.tensor([[0.0, math.log(3.0)], [1.0, 1.0]])  # softmax [1/4, 3/4], [1/2, 1/2]
+    torch.testing.assert_close(scores.max_softmax(logits.softmax(-1)), torch.tensor([0.75, 0.5]))
+    torch.testing.assert_close(scores.max_logit(logits), torch.tensor([math.log(3.0), 1.0]))
+    # logsumexp: log(1 + 3) = log 4; log(2e) = 1 + log 2
+    torch.testing.assert_close(scores.energy(logits), torch.tensor([math.log(4.0),
+                                                                    1 + math.log(2.0)]))
+
+
+def test_mahalanobis_against_sklearn():
+    """Moments summed over two batches, class means and the shared covariance as
+    scikit-learn's ``EmpiricalCovariance`` of the class-centred features, distances from its
+    ``mahalanobis``; one feature is always 0 (a dead ReLU unit: a singular covariance) and
+    class 3 of 4 has no sample (an unknown digit)."""
+    from sklearn.covariance import EmpiricalCovariance
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (300,), generator=g)
+    centres = torch.randn(3, 6, generator=g).double() * 3
+    mixing = torch.randn(6, 6, generator=g).double()  # correlated features
+    feats = centres[labels] + torch.randn(300, 6, generator=g).double() @ mixing
+    feats[:, 2] = 0.0
+    first, second = (scores.class_moments(f, y, 4) for f, y in ((feats[:100], labels[:100]),
+                                                                (feats[100:], labels[100:])))
+    means, precision = scores.mahalanobis_fit(*(a + b for a, b in zip(first, second, strict=True)))
+    x, y = feats.numpy(), labels.numpy()
+    ref_means = np.stack([x[y == c].mean(0) for c in range(3)])
+    np.testing.assert_allclose(means.numpy(), ref_means, atol=1e-10)
+    cov = EmpiricalCovariance(assume_centered=True).fit(x - ref_means[y])
+    test = torch.randn(50, 6, generator=g).double() * 4
+    test[:, 2] = 0.0
+    ref = np.stack([cov.mahalanobis(test.numpy() - m) for m in ref_means]).min(0)
+    np.testing.assert_allclose(scores.mahalanobis(test, means, precision).numpy(), -ref,
+                               rtol=1e-8)

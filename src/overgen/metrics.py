@@ -66,6 +66,43 @@ def openset_counts(scores: Tensor, labels: Tensor, known: Sequence[int],
     return int(tp), int(fp), int(fn)
 
 
+def openset_f1_perclass(scores: Tensor, labels: Tensor, known: Sequence[int],
+                        threshold: float = 0.99) -> float:
+    """Pooled F under the per-class convention (docs/method.md §5): a known sample accepted
+    with a wrong label is an FP (for the label given) and also an FN (for its true class),
+    so every known sample that is not a TP is an FN: ``R = tp / (number of known samples)``;
+    ``tp``, ``fp`` as ``openset_counts``."""
+    tp, fp, _ = openset_counts(scores, labels, known, threshold)
+    known_count = int(torch.isin(labels, torch.as_tensor(list(known), device=labels.device)).sum())
+    return openset_f1(tp, fp, known_count - tp)[2]
+
+
+def oscr(scores: Tensor, labels: Tensor, known: Sequence[int]) -> tuple[np.ndarray, np.ndarray,
+                                                                         float]:
+    """Open-set classification rate curve (Dhamija et al. 2018) and its area; ``scores:
+    [N, C]``, ``labels: [N]``, both known and unknown samples present.
+
+    Each sample is labelled ``argmax`` over the ``known`` columns and scored by that
+    column's value. As the threshold falls through every distinct score, ``ccr``: the
+    share of known samples labelled right with a score ``>= threshold``, ``fpr``: the
+    share of unknown samples with a score ``>= threshold``. Returns ``(fpr, ccr)`` from
+    ``(0, 0)`` (nothing accepted) to ``(1, closed-set accuracy)`` and the trapezoidal area
+    under it (1 for a perfect open-set classifier).
+    """
+    known_t = torch.as_tensor(list(known), device=scores.device)
+    best, col = scores[:, known_t].max(-1)
+    is_known = torch.isin(labels, known_t)
+    right = (known_t[col] == labels) & is_known
+    s = _numpy(best)
+    order = np.argsort(-s, kind="stable")
+    s = s[order]
+    ccr = np.cumsum(_numpy(right)[order]) / int(is_known.sum())
+    fpr = np.cumsum(_numpy(~is_known)[order]) / int((~is_known).sum())
+    last = np.r_[s[1:] != s[:-1], True]  # the last sample of each tie: one point per score
+    fpr, ccr = np.r_[0.0, fpr[last]], np.r_[0.0, ccr[last]]
+    return fpr, ccr, float(np.trapezoid(ccr, fpr))
+
+
 def openset_f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     """``(P, R, F)`` with ``P = tp/(tp+fp)``, ``R = tp/(tp+fn)``, ``F = 2PR/(P+R)``;
     each is 0 where its denominator is 0 (nothing accepted, no known sample)."""

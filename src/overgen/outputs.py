@@ -44,6 +44,8 @@ OPENSET_F1 = "openset/f1"
 OPENSET_KNOWN = "openset/known"
 OPENSET_OPENNESS = "openset/openness"
 OPENSET_THRESHOLD = "openset/threshold"
+OPENSET_F1_PERCLASS = "openset/f1_perclass"  # F with a misassigned known sample also an FN
+OPENSET_OSCR = "openset/oscr"  # area under the open-set classification rate curve
 OOD_PREFIX = "ood/"
 OOD_NAMES = ("auroc", "aupr_in", "aupr_out", "fpr@95tpr")  # metrics.ood_metrics' keys
 OOD_KEYS = tuple(OOD_PREFIX + name for name in OOD_NAMES)
@@ -51,6 +53,17 @@ ONECLASS_PREFIX = "oneclass/"
 ONECLASS_AUROC = "oneclass/auroc"
 ONECLASS_DIGIT = "oneclass/digit"
 ONECLASS_ROC_FILE = "oneclass/roc_file"
+# post-hoc scores of a model with logits beside its final score (models.posthoc), each
+# ranked as the final score is: posthoc_key(OOD_PREFIX, s, n) for n in OOD_NAMES,
+# posthoc_key(ONECLASS_PREFIX, s, "auroc")
+POSTHOC_SCORES = ("msp", "max_logit", "energy", "mahalanobis", "reconstruction")
+
+
+def posthoc_key(prefix: str, score: str, name: str) -> str:
+    """``ood/msp/auroc``-style keys: the metric ``name`` of the post-hoc ``score``."""
+    return f"{prefix}{score}/{name}"
+
+
 RUN_MODEL = "run/model"
 RUN_DATA = "run/data"
 RUN_EPOCHS = "run/epochs"

@@ -165,3 +165,49 @@ def svm_decision(x: Tensor, support: Tensor, dual_coef: Tensor, intercept: Tenso
         sq = (x * x).sum(1, keepdim=True) - 2 * dots + (support * support).sum(1)
         dots = torch.exp(-gamma * sq.clamp_min(0))
     return dots @ dual_coef + intercept
+
+
+# -- post-hoc baselines (docs/method.md §6): scores any trained classifier has, no retraining --
+def max_softmax(probs: Tensor) -> Tensor:
+    """Maximum softmax probability ``max_k y_k(x)`` (Hendrycks & Gimpel): ``[B, C] -> [B]``."""
+    return probs.amax(-1)
+
+
+def max_logit(logits: Tensor) -> Tensor:
+    """``max_j z_j(x)`` over the output units: ``[B, U] -> [B]``."""
+    return logits.amax(-1)
+
+
+def energy(logits: Tensor) -> Tensor:
+    """Negative energy at temperature 1, ``logsumexp_j z_j(x)`` (Liu et al.; higher = more
+    known): ``[B, U] -> [B]``."""
+    return logits.logsumexp(-1)
+
+
+def class_moments(features: Tensor, labels: Tensor,
+                  num_classes: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Additive float64 moments of ``features: [N, H]`` by class ``labels: [N]``: counts
+    ``[C]``, feature sums ``[C, H]`` and the Gram matrix ``sum_n f_n f_n^T`` ``[H, H]``;
+    batches add up to the moments of their union."""
+    f = features.double()
+    onehot = torch.nn.functional.one_hot(labels, num_classes).double()  # [N, C]
+    return onehot.sum(0), onehot.T @ f, f.T @ f
+
+
+def mahalanobis_fit(counts: Tensor, sums: Tensor, gram: Tensor) -> tuple[Tensor, Tensor]:
+    """Class means of the classes seen (``counts > 0``) ``[K, H]`` and the precision
+    ``[H, H]`` (pseudo-inverse) of one covariance shared by the classes, each feature taken
+    from its class mean: ``(sum_n f_n f_n^T - sum_c n_c mu_c mu_c^T) / N`` (the maximum
+    likelihood estimate, as scikit-learn's ``EmpiricalCovariance``)."""
+    seen = counts > 0
+    means = sums[seen] / counts[seen, None]
+    cov = (gram - (counts[seen, None] * means).T @ means) / counts.sum()
+    return means, torch.linalg.pinv(cov, hermitian=True)
+
+
+def mahalanobis(features: Tensor, means: Tensor, precision: Tensor) -> Tensor:
+    """Minus the squared Mahalanobis distance to the closest class mean,
+    ``-min_k (f - mu_k)^T P (f - mu_k)`` (Lee et al. 2018): ``features [B, H]``,
+    ``means [K, H]``, ``precision [H, H]`` -> ``[B]`` (float64)."""
+    diff = features.double()[:, None, :] - means  # [B, K, H]
+    return -torch.einsum("bkh,hg,bkg->bk", diff, precision, diff).amin(-1)

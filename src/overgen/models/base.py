@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pytorch_lightning as pl
@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from overgen import networks
 from overgen.errors import CheckpointError, ConfigError
+from overgen.models.posthoc import FeatureFit, fit_features, posthoc_scores
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # what a checkpoint stores to rebuild a network: {"_target_": "overgen.networks.<class>", **args}
@@ -71,6 +72,9 @@ class TestOutputs:
     error: Tensor | None = None  #: reconstruction error ``e(x)`` ``[B]`` (dAE)
     #: curvature factor ``Gamma(x)`` ``[B]`` (dAE), NaN where no score needed it
     gamma: Tensor | None = None
+    #: post-hoc scores ``[B]`` by name (``outputs.POSTHOC_SCORES``, ``models.posthoc``) where
+    #: an evaluation reads them (``Evaluation.reads_posthoc``) and the model has logits
+    posthoc: dict[str, Tensor] = field(default_factory=dict)
 
 
 class Scorer(Protocol):
@@ -103,6 +107,8 @@ class ScoringModule(pl.LightningModule):
             self.network = build_network(network)
         self.optimizer_factory = optimizer or torch.optim.Adam
         self.score_needs: ScoreNeeds = {}
+        self.posthoc_wanted = False  # an evaluation reads TestOutputs.posthoc
+        self.feature_fit: FeatureFit | None = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         network = getattr(self, "network", None)
@@ -124,9 +130,38 @@ class ScoringModule(pl.LightningModule):
         return {t: self.class_scores(x, threshold=t, gate=not full) for t, full in needs.items()}
 
     def on_test_start(self) -> None:
-        """Gathers what the test callbacks ask of each batch (their ``score_needs()``)."""
-        self.score_needs = merge_needs(cb.score_needs() for cb in self.trainer.callbacks
+        """Gathers what the test callbacks ask of each batch (their ``score_needs()``, the
+        post-hoc scores) and fits the Mahalanobis score where they are read."""
+        callbacks = self.trainer.callbacks
+        self.score_needs = merge_needs(cb.score_needs() for cb in callbacks
                                        if hasattr(cb, "score_needs"))
+        self.posthoc_wanted = any(getattr(cb, "reads_posthoc", False) for cb in callbacks)
+        self.feature_fit = self.fit_hidden() if self.posthoc_wanted else None
+
+    def hidden_layer(self) -> Callable[[Tensor], Tensor] | None:
+        """``x -> [B, H]``, the hidden layer the Mahalanobis score is fitted on; None: none."""
+        return None
+
+    def fit_hidden(self) -> FeatureFit | None:
+        """The Mahalanobis fit on the training set's hidden layer (one pass over the
+        datamodule's training batches, summed across DDP ranks); None without a hidden
+        layer. Recomputed at each test, so checkpoints need not carry it."""
+        hidden = self.hidden_layer()
+        if hidden is None:
+            return None
+        dm = self.trainer.datamodule
+        dm.setup("fit")
+        batches = (dm.on_after_batch_transfer([t.to(self.device) for t in batch], 0)
+                   for batch in dm.train_dataloader())
+        return fit_features(hidden, batches, self.num_classes,
+                            lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
+
+    def posthoc_for(self, logits: Tensor, probs: Tensor, hidden: Tensor | None,
+                    reconstruction: Tensor | None = None) -> dict[str, Tensor]:
+        """``posthoc_scores`` of a test batch where an evaluation reads them, else ``{}``."""
+        if not self.posthoc_wanted:
+            return {}
+        return posthoc_scores(logits, probs, hidden, self.feature_fit, reconstruction)
 
     def test_step(self, batch, batch_idx: int) -> TestOutputs:
         """The batch scored once for every evaluation (``self.score_needs``)."""

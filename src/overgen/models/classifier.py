@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -45,6 +47,18 @@ class Classifier(ScoringModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
 
+    def hidden_layer(self) -> Callable[[Tensor], Tensor] | None:
+        """The network's ``hidden`` (``ConvClassifier``: the 400-d layer), if it has one."""
+        return getattr(self.network, "hidden", None)
+
+    def _logits_and_hidden(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The logits and, where the network has one, its hidden layer, from one pass."""
+        hidden = self.hidden_layer()
+        if hidden is None:
+            return self(x), None
+        h = hidden(x)
+        return self.network.head(h), h
+
     def class_scores(self, x: Tensor, threshold: float | None = None,
                      gate: bool = True) -> Tensor:
         return cool_scores(self(x), self.omega)
@@ -64,10 +78,12 @@ class Classifier(ScoringModule):
         self.log("val/loss", cool_loss(self(x), y, self.omega), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch, batch_idx: int) -> TestOutputs:
-        """``test/loss`` and the batch's scores (alike at every threshold), one forward pass."""
+        """``test/loss``, the batch's scores (alike at every threshold) and its post-hoc
+        scores (MSP on the class probabilities, max logit and energy over all output units),
+        one forward pass."""
         x, y = batch
-        logits = self(x)
+        logits, h = self._logits_and_hidden(x)
         self.log("test/loss", cool_loss(logits, y, self.omega), sync_dist=True)
-        scores = cool_scores(logits, self.omega)
-        return TestOutputs(y, dict.fromkeys(self.score_needs, scores),
-                           class_log_probs(logits, self.omega).exp())
+        scores, probs = cool_scores(logits, self.omega), class_log_probs(logits, self.omega).exp()
+        return TestOutputs(y, dict.fromkeys(self.score_needs, scores), probs,
+                           posthoc=self.posthoc_for(logits, probs, h))

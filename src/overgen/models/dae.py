@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -100,6 +100,10 @@ class DAEClassifier(ScoringModule):
     def log_probs(self, x: Tensor) -> Tensor:
         """``log softmax(y(x))``, the classifier alone, ``[B, C]``."""
         return self(x).log_softmax(-1)
+
+    def hidden_layer(self) -> Callable[[Tensor], Tensor]:
+        """The code ``h`` that the decoder and the classifier read."""
+        return lambda x: self.network.encode(x)[0]
 
     def _paired(self, threshold: float) -> float | None:
         return next((a for t, a in self.alpha_at.items() if abs(t - threshold) < 1e-9), None)
@@ -245,8 +249,9 @@ class DAEClassifier(ScoringModule):
         self.log("val/ce", F.cross_entropy(self(x), y), sync_dist=True)
 
     def test_step(self, batch, batch_idx: int) -> TestOutputs:
-        """``test/mse``, ``test/loss`` and the batch scored for every evaluation
-        (``self.score_needs``), all from one encoder pass."""
+        """``test/mse``, ``test/loss``, the batch scored for every evaluation
+        (``self.score_needs``) and its post-hoc scores (``exp(-alpha e/D)`` with
+        ``model.alpha`` among them), all from one encoder pass."""
         x, y = batch
         h, ctx = self.network.encode(x)
         r, logits = self.network.decode(h, ctx), self.network.classify(h)
@@ -255,4 +260,6 @@ class DAEClassifier(ScoringModule):
         e, probs = reconstruction_error(x, r), logits.softmax(-1)
         needs = self.score_needs
         scores, gamma = self._scores(x, e, probs, list(needs), list(needs.values()))
-        return TestOutputs(y, dict(zip(needs, scores, strict=True)), probs, e, gamma)
+        reconstruction = error_factor(e, self.alpha, x[0].numel())
+        return TestOutputs(y, dict(zip(needs, scores, strict=True)), probs, e, gamma,
+                           self.posthoc_for(logits, probs, h, reconstruction))

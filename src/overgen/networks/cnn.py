@@ -44,5 +44,9 @@ class ConvClassifier(nn.Module):
         self.encoder = ConvEncoder()
         self.head = nn.Linear(HIDDEN, num_outputs)
 
+    def hidden(self, x: Tensor) -> Tensor:
+        """The 400-d hidden layer ``[B, 400]`` that the head reads."""
+        return self.encoder(x)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(x))
+        return self.head(self.hidden(x))

@@ -16,6 +16,7 @@ from overgen.outputs import (
     ONECLASS_PREFIX,
     OOD_KEYS,
     OPENSET_F1,
+    OPENSET_F1_PERCLASS,
     OPENSET_THRESHOLD,
     RINGS_FIGURE,
     RUN_DATA,
@@ -42,8 +43,10 @@ from overgen.report.tables import (
     alpha_settings,
     fooling_settings,
     oneclass_digit_table,
+    oneclass_score_table,
     oneclass_table,
     ood_table,
+    openset_conventions_table,
     openset_table,
     overview_table,
     table_one,
@@ -104,16 +107,31 @@ def openset_blocks(runs: list[dict], out: str) -> list[Block]:
          "F-measure vs openness, std over subsets as error bars"),
         ("table", openset_table(points, runs)),
     ]
+    if any(OPENSET_F1_PERCLASS in r for r in runs):
+        blocks += [
+            ("h", 3, "F conventions and OSCR (beyond the paper)"),
+            ("p", "F (pooled), as above: a known-digit image accepted under a wrong label "
+                  "is one FP and not also an FN (docs/method.md §5); F (per-class FN) counts "
+                  "it as both, pooled over the test set. OSCR area: the area under the "
+                  "correct-classification rate of known images against the share of unknown "
+                  "images accepted as the threshold sweeps (only runs with unknown digits "
+                  "that score every image in full). Mean over the open-set runs of all K."),
+            ("table", openset_conventions_table(runs))]
     ood = [r for r in runs if any(k in r for k in OOD_KEYS)]
     if ood:
         blocks += [("h", 3, "Known vs unknown test samples (beyond the paper)"),
-                   ("p", "Scored by the max final score; mean over the open-set runs of all K "
-                         "(runs without unknown digits give no value). The known digits are "
-                         "the positive class (pytorch-ood takes the unknowns as positive); "
-                         "aupr_in is the average precision with knowns positive, aupr_out "
-                         "with unknowns positive and the score negated (average precision, "
-                         "not pytorch-ood's trapezoidal AUPR); fpr@95tpr is the share of "
-                         "unknowns accepted at 95% of the knowns accepted."),
+                   ("p", "Ranked by the max final score ('final', the dAE's y~ with the alpha "
+                         "of the threshold) and by post-hoc scores of the same trained "
+                         "models: msp (max class probability), max_logit, energy (logsumexp "
+                         "of the logits), mahalanobis (minus the distance to the closest "
+                         "training-class mean on the hidden layer), reconstruction (the "
+                         "dAE's exp(-alpha e/D) alone); docs/method.md §6. Mean over the "
+                         "open-set runs of all K (runs without unknown digits give no "
+                         "value). The known digits are the positive class (pytorch-ood "
+                         "takes the unknowns as positive); AP in / AP out: average precision "
+                         "with knowns / unknowns (score negated) positive, not pytorch-ood's "
+                         "trapezoidal AUPR; FPR@95TPR: the share of unknowns accepted at 95% "
+                         "of the knowns accepted."),
                    ("table", ood_table(ood))]
     return blocks
 
@@ -133,7 +151,12 @@ def oneclass_blocks(runs: list[dict], out: str) -> list[Block]:
         blocks.append(("img", _save(roc_figure(summary), out, "fig5_oneclass.png"),
                        "Vertically averaged ROC per model"))
     blocks += [("table", oneclass_table(summary)), ("h", 3, "AUC per digit"),
-               ("table", oneclass_digit_table(runs))]
+               ("table", oneclass_digit_table(runs)),
+               ("h", 3, "AUC by score (beyond the paper)"),
+               ("p", "The same runs ranked by post-hoc scores of the same trained models "
+                     "beside their final score (docs/method.md §6); the OC-SVM has only its "
+                     "decision function."),
+               ("table", oneclass_score_table(runs))]
     return blocks
 
 

@@ -14,11 +14,19 @@ from overgen.outputs import (
     FOOLING_STEPS,
     ONECLASS_AUROC,
     ONECLASS_DIGIT,
+    ONECLASS_PREFIX,
     OOD_KEYS,
+    OOD_NAMES,
+    OOD_PREFIX,
+    OPENSET_F1,
+    OPENSET_F1_PERCLASS,
+    OPENSET_OSCR,
+    POSTHOC_SCORES,
     RUN_ALPHA,
     RUN_DATA,
     RUN_MODEL,
     TEST_ACC,
+    posthoc_key,
     threshold_key,
 )
 from overgen.report.collect import group, listed, provenance, values
@@ -113,11 +121,40 @@ def openset_table(points: dict[str, list[dict]], runs: list[dict]) -> Table:
     return header, rows
 
 
+# headers of ood_metrics' values: aupr_in / aupr_out are average precision, not a trapezoidal
+# AUPR (docs/method.md §5)
+OOD_HEADERS = {"auroc": "AUROC", "aupr_in": "AP in", "aupr_out": "AP out",
+               "fpr@95tpr": "FPR@95TPR"}
+FINAL_SCORE = "final"
+
+
+def _posthoc_found(runs: list[dict], prefix: str, name: str) -> list[str]:
+    """The post-hoc scores with a number under ``posthoc_key(prefix, score, name)`` in some
+    run."""
+    return [s for s in POSTHOC_SCORES if values(runs, posthoc_key(prefix, s, name))]
+
+
 def ood_table(runs: list[dict]) -> Table:
-    """Known vs unknown test samples by the max final score, mean over the open-set runs."""
-    header = ["model", *(k.split("/")[1] for k in OOD_KEYS), "from"]
-    rows = [[name, *(cell(values(g, k), lambda v: f"{v:.3f}", len(g)) for k in OOD_KEYS),
-             provenance(g)] for name, g in group(runs).items()]
+    """Known vs unknown test samples per setting and score (the max final score, then each
+    post-hoc score), mean over the open-set runs."""
+    header = ["model", "score", *(OOD_HEADERS[n] for n in OOD_NAMES), "from"]
+    rows = []
+    for name, g in group(runs).items():
+        for score in (FINAL_SCORE, *_posthoc_found(g, OOD_PREFIX, "auroc")):
+            keys = (OOD_KEYS if score == FINAL_SCORE
+                    else [posthoc_key(OOD_PREFIX, score, n) for n in OOD_NAMES])
+            rows.append([name, score, *(cell(values(g, k), lambda v: f"{v:.3f}", len(g))
+                                        for k in keys), provenance(g)])
+    return header, rows
+
+
+def openset_conventions_table(runs: list[dict]) -> Table:
+    """Per setting, mean over the open-set runs: F pooled as the paper's figure, F with a
+    misassigned known sample also an FN, and the OSCR area."""
+    header = ["model", "F (pooled)", "F (per-class FN)", "OSCR area", "from"]
+    rows = [[name, *(cell(values(g, k), lambda v: f"{v:.3f}", len(g))
+                     for k in (OPENSET_F1, OPENSET_F1_PERCLASS, OPENSET_OSCR)), provenance(g)]
+            for name, g in group(runs).items()]
     return header, rows
 
 
@@ -150,6 +187,20 @@ def oneclass_digit_table(runs: list[dict]) -> Table:
             row.append(cell(xs, lambda v: f"{v:.3f}", 1))
         rows.append(row)
     return ["digit", *groups], rows
+
+
+def oneclass_score_table(runs: list[dict]) -> Table:
+    """Mean 1-class AUC ± std per setting and score (the final score, then each post-hoc
+    score)."""
+    rows = []
+    for name, g in group(runs).items():
+        keys = {FINAL_SCORE: ONECLASS_AUROC, **{
+            s: posthoc_key(ONECLASS_PREFIX, s, "auroc")
+            for s in _posthoc_found(g, ONECLASS_PREFIX, "auroc")}}
+        for score, key in keys.items():
+            rows.append([name, score, cell(values(g, key), lambda v: f"{v:.3f}", len(g),
+                                           std=True), provenance(g)])
+    return ["model", "score", "mean AUC ± std", "from"], rows
 
 
 def overview_table(runs: list[dict]) -> Table:
