@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TINY, compose_cfg
+from helpers import ROOT, TINY, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 

@@ -4,7 +4,7 @@ and experiment, as a user would select it."""
 from __future__ import annotations
 
 import pytest
-from conftest import CONF, compose_cfg
+from helpers import CONF, compose_cfg
 from hydra.utils import instantiate
 
 from overgen.tasks import _instantiate_all

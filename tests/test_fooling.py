@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import TINY, compose_cfg
+from helpers import TINY, compose_cfg
 from torch import nn
 
 from overgen import tasks

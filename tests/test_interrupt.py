@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import torch
-from conftest import ROOT, TINY, comparable
+from helpers import ROOT, TINY, comparable
 from test_reliability import RINGS, _metrics, _train
 
 # a small attack on a CNN trained for 40 steps: ~600 updates of 10 trials, some fooled

@@ -11,7 +11,7 @@ import pytest
 import torch
 import wandb
 import yaml
-from conftest import DATA_DIR, compose_cfg
+from helpers import DATA_DIR, compose_cfg
 from omegaconf import OmegaConf
 
 from overgen.tasks import evaluate, train

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, compose_cfg
+from helpers import TINY, compose_cfg
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, compose_cfg
+from helpers import TINY, compose_cfg
 from sklearn.svm import OneClassSVM
 
 from overgen.data import MNISTDataModule

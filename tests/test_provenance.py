@@ -11,7 +11,7 @@ import subprocess
 import hydra
 import pytorch_lightning
 import torch
-from conftest import TINY, compose_cfg
+from helpers import TINY, compose_cfg
 
 import overgen
 from overgen.tasks import train

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, comparable, compose_cfg
+from helpers import ROOT, TINY, comparable, compose_cfg
 from hydra import compose, initialize_config_dir
 
 # the 2-D rings: a real training loop that runs ~100 steps/s on a CPU

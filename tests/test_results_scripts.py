@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CONF, ROOT
+from helpers import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra

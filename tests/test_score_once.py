@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, compose_cfg
+from helpers import TINY, compose_cfg
 
 from overgen.models import Classifier, DAEClassifier
 from overgen.models.base import merge_needs

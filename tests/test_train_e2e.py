@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, TINY, comparable, compose_cfg
+from helpers import ROOT, TINY, comparable, compose_cfg
 
 import overgen
 from overgen.errors import ConfigError
