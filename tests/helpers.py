@@ -17,8 +17,8 @@ CONF = ROOT / "conf"
 # subprocesses started in other dirs read the same folder
 DATA_DIR = os.path.abspath(os.environ.get("OVERGEN_DATA_DIR", ROOT.parent / "shared" / "data"))
 
-# small, fast, CPU-only settings shared by the end-to-end tests
-TINY = ["logger=csv", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
+# CPU, CSV logger, no progress bar (conf/debug/cpu.yaml); each test sets the sizes it needs
+TINY = ["debug=cpu"]
 
 
 # metrics.json facts that differ between two runs of the same job by design

@@ -87,7 +87,8 @@ def test_model_curvature_still_sets_a_dae_alone(tmp_path):
 
 @pytest.mark.parametrize("script,says", [
     ("train.py", ["experiment=", "+known=K", "+curvature=M", "evaluate.py", "overgen.report",
-                  "overgen.load", "logs/<task>/runs/", "experiment: fooling, oneclass"]),
+                  "overgen.load", "logs/<task>/runs/", "experiment: fooling, oneclass",
+                  "debug=tiny"]),
     ("evaluate.py", ["ckpt_path=", "++model.curvature"]),
 ])
 def test_help_answers_without_loading_torch(script, says, tmp_path):

@@ -11,14 +11,13 @@ import pytest
 import torch
 import wandb
 import yaml
-from helpers import DATA_DIR, compose_cfg
+from helpers import DATA_DIR, TINY, compose_cfg
 from omegaconf import OmegaConf
 
 from overgen.tasks import evaluate, train
 from overgen.utils.loggers import run_name
 
-FAST = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.max_steps=20",
-        "trainer.limit_test_batches=2", "data.batch_size=32"]
+FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
 
 
 def _finished_config() -> dict:
@@ -78,8 +77,7 @@ def test_evaluate_attaches_to_the_training_run(openset_run, tmp_path):
     out, _, trained = openset_run
     ckpt = out / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)["overgen"]["wandb_id"] == trained["id"]
-    cfg = compose_cfg("evaluate", [f"ckpt_path={ckpt}", "logger=wandb", "trainer.accelerator=cpu",
-                                   "trainer.enable_progress_bar=false",
+    cfg = compose_cfg("evaluate", [f"ckpt_path={ckpt}", *TINY, "logger=wandb",
                                    "trainer.limit_test_batches=1"], tmp_path)
     evaluate(cfg)
     seen = _finished_config()

@@ -63,8 +63,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
 
 
 def test_sweep_keeps_going_records_failures_and_skips_finished_jobs(tmp_path):
-    sweep = ["-m", "data=mnist_oneclass", "model=cool", "data.digit=1,10", "logger=csv",
-             "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+    sweep = ["-m", "data=mnist_oneclass", "model=cool", "data.digit=1,10", *TINY,
              "trainer.max_steps=3", "trainer.limit_test_batches=1"]
     logs = tmp_path / "logs"
     first = _train(*sweep, log_dir=logs)
@@ -117,9 +116,8 @@ def test_slurm_launcher_and_multinode_trainer_compose(tmp_path):
 
 def test_no_secret_is_written_to_the_run_dir(tmp_path, mnist_dir):
     secret = "0123456789abcdef-fake-wandb-key-planted-by-the-test"
-    proc = _train("model=cnn", "logger=wandb", "trainer.accelerator=cpu", "trainer.max_steps=2",
-                  "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false",
-                  log_dir=tmp_path / "logs",
+    proc = _train("model=cnn", *TINY, "logger=wandb", "trainer.max_steps=2",
+                  "trainer.limit_test_batches=1", log_dir=tmp_path / "logs",
                   env={"WANDB_API_KEY": secret, "WANDB_MODE": "offline", "MY_TOKEN": secret})
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = [p for p in (tmp_path / "logs").rglob("*") if p.is_file()]
@@ -149,8 +147,8 @@ def test_resume_without_earlier_run_starts_from_scratch(tmp_path):
 def test_ddp_multirun_one_dir_per_job_and_same_metrics_as_one_process(tmp_path, mnist_dir):
     logs = tmp_path / "logs"
     proc = _train("-m", "experiment=openset", "model=cnn", "+known=3", "data.subset=0,1",
-                  "logger=csv", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                  "trainer.max_steps=3", "trainer.enable_progress_bar=false", log_dir=logs)
+                  "trainer=ddp", *TINY, "trainer.devices=2", "trainer.max_steps=3",
+                  log_dir=logs)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p.parent for p in logs.rglob(".hydra"))
     assert [p.name for p in jobs] == ["0", "1"]  # no run dir of the other rank
@@ -161,7 +159,7 @@ def test_ddp_multirun_one_dir_per_job_and_same_metrics_as_one_process(tmp_path, 
     # the same checkpoint evaluated by one process: the gathered metrics agree
     one = subprocess.run(
         [sys.executable, str(ROOT / "evaluate.py"), f"ckpt_path={jobs[1]}/checkpoints/last.ckpt",
-         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"],
+         *TINY],
         env={**os.environ, "OVERGEN_LOG_DIR": str(tmp_path / "eval")}, capture_output=True,
         text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
@@ -191,9 +189,8 @@ def test_job_identity_ignores_run_control_and_order(tmp_path):
 def test_parallel_joblib_sweep_writes_one_result_per_job(tmp_path, mnist_dir):
     logs = tmp_path / "logs"
     proc = _train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment=openset",
-                  "model=cnn,cool", "+known=3", "logger=csv", "trainer.accelerator=cpu",
-                  "trainer.max_steps=3", "trainer.limit_test_batches=1",
-                  "trainer.enable_progress_bar=false", log_dir=logs)
+                  "model=cnn,cool", "+known=3", *TINY, "trainer.max_steps=3",
+                  "trainer.limit_test_batches=1", log_dir=logs)
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = _metrics(logs.rglob("metrics.json"))
     assert sorted(m["run/model"] for m in runs) == ["cnn", "cool"]
