@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import overgen
 
 SRC = Path(overgen.__file__).resolve().parents[1]
@@ -63,6 +65,7 @@ print("ok")
 """
 
 
+@pytest.mark.e2e
 def test_figures_keep_the_backend_and_skip_pyplot(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}

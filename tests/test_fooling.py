@@ -326,6 +326,7 @@ def test_bad_config_names_the_key():
     FoolingAttack("out", generator="linear", save_every=None)
 
 
+@pytest.mark.e2e
 def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
     small = [*TINY, "trainer.max_steps=2", "trainer.limit_test_batches=1",
              "callbacks=[default,fooling]", "callbacks.fooling.max_steps=3",

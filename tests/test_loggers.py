@@ -47,6 +47,7 @@ def openset_run(tmp_path_factory):
     return out, metrics, _finished_config()
 
 
+@pytest.mark.e2e
 def test_every_logger_receives_the_whole_config(openset_run):
     out, metrics, seen = openset_run
     hparams = yaml.safe_load((out / "csv" / "hparams.yaml").read_text())
@@ -63,6 +64,7 @@ def test_every_logger_receives_the_whole_config(openset_run):
         assert params["omega"] == 1  # the LightningModule's own arguments stay
 
 
+@pytest.mark.e2e
 def test_openset_run_name_group_tags_and_point_table(openset_run):
     _, metrics, seen = openset_run
     assert (seen["name"], seen["group"], seen["tags"]) == ("cnn-K3-s1", "openset",
@@ -73,6 +75,7 @@ def test_openset_run_name_group_tags_and_point_table(openset_run):
     assert point["data"][0][3] == pytest.approx(metrics["openset/f1"])
 
 
+@pytest.mark.e2e
 def test_evaluate_attaches_to_the_training_run(openset_run, tmp_path):
     out, _, trained = openset_run
     ckpt = out / "checkpoints" / "last.ckpt"
@@ -87,6 +90,7 @@ def test_evaluate_attaches_to_the_training_run(openset_run, tmp_path):
     assert seen["config"]["evaluate"]["trainer"]["limit_test_batches"] == 1
 
 
+@pytest.mark.e2e
 def test_oneclass_run_name_tags_and_roc_table(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", "data.digit=7",
                                 "model.max_train=200", "logger=wandb", *FAST], tmp_path)

@@ -191,6 +191,7 @@ def test_average_roc():
                                                                           abs=1e-3)
 
 
+@pytest.mark.e2e
 def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=openset", "model=cnn", "+known=2",
                                 "data.subset=1", "trainer.max_steps=2", *SMALL], tmp_path)
@@ -207,6 +208,7 @@ def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     assert returned["openset/f1"] == m["openset/f1"]
 
 
+@pytest.mark.e2e
 def test_openset_all_known_has_no_ood(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=openset", "model=cnn", "+known=10",
                                 "trainer.max_steps=1", *SMALL], tmp_path)

@@ -97,6 +97,7 @@ def test_ocsvm_refuses_threshold_callbacks_before_any_work(callbacks, key, tmp_p
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.e2e
 def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", "data.digit=7",
                                 "model.max_train=200", *SMALL], tmp_path)
@@ -121,6 +122,7 @@ def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir):
     assert m["oneclass/auroc"] > 0.8  # 200 training 7s already rank 7s well
 
 
+@pytest.mark.e2e
 def test_oneclass_cool_end_to_end(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=oneclass", "model=cool", "data.digit=1",
                                 "trainer.max_steps=2", *SMALL], tmp_path)
@@ -145,6 +147,7 @@ def test_dae_oneclass_config_has_paper_settings(tmp_path):
     assert cfg.optimized_metric == "oneclass/auroc"
 
 
+@pytest.mark.e2e
 def test_oneclass_without_positives_gives_none(tmp_path, mnist_dir):
     # the first 10 test images hold no 3
     cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", "data.digit=3",

@@ -16,6 +16,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 
+pytestmark = pytest.mark.e2e  # both run the scripts (bash), the second train.py too
+
 LAUNCH_KEYS = ("hydra/launcher", "hydra.launcher.")
 
 
