@@ -62,10 +62,8 @@ def framework_run(model: str, data_dir: str,
     None), conf/trainer/default.yaml settings, CSV logger, no progress bar, no checkpoint."""
     with tempfile.TemporaryDirectory() as out:
         limit = [] if batches is None else [f"trainer.limit_train_batches={batches}"]
-        cfg = compose_train([f"model={model}", "data=mnist", "logger=csv", "callbacks=none",
-                             "trainer.max_epochs=1", "trainer.accelerator=cpu",
-                             "trainer.enable_progress_bar=false",
-                             "++trainer.enable_checkpointing=false",
+        cfg = compose_train([f"model={model}", "data=mnist", "debug=cpu", "callbacks=none",
+                             "trainer.max_epochs=1", "++trainer.enable_checkpointing=false",
                              f"paths.data_dir={data_dir}", "data.download=false",
                              f"paths.output_dir={out}", *limit])
         datamodule, module, timer = instantiate(cfg.data), instantiate(cfg.model), EpochTimer()

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real configs composed with tiny settings, offline data."""
+"""Fixtures and the session's environment: offline W&B, the data dir exported absolute.
+Shared helpers (paths, tiny overrides, ``compose_cfg``) live in ``helpers.py``."""
 
 from __future__ import annotations
 
@@ -7,31 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers import DATA_DIR
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-# relative to where pytest was launched; exported absolute, so that train.py subprocesses
-# started in other dirs read the same folder
-DATA_DIR = os.path.abspath(os.environ.get("OVERGEN_DATA_DIR", ROOT.parent / "shared" / "data"))
 os.environ["OVERGEN_DATA_DIR"] = DATA_DIR
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-
-# small, fast, CPU-only settings shared by the end-to-end tests
-TINY = ["logger=csv", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
-
-
-# metrics.json facts that differ between two runs of the same job by design
-RUN_FACTS = ("run/overrides", "run/resumed_from", "run/seconds")
-
-
-def comparable(metrics: dict) -> dict:
-    """``metrics`` without ``RUN_FACTS``: what two runs of one job must agree on."""
-    return {k: v for k, v in metrics.items() if k not in RUN_FACTS}
 
 
 @pytest.fixture(autouse=True)
@@ -40,20 +23,6 @@ def _seed_and_threads():
     yield
     GlobalHydra.instance().clear()
     HydraConfig.instance().cfg = None
-
-
-def compose_cfg(config_name: str, overrides: list[str], output_dir: Path):
-    """Compose ``conf/<config_name>.yaml`` with ``overrides`` and the run dir set to
-    ``output_dir``, and set ``HydraConfig`` (choices, overrides) as ``@hydra.main`` would."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    cfg.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    cfg.paths.output_dir = str(output_dir)  # fixed now: later tests set other HydraConfigs
-    return cfg
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TINY, compose_cfg
+from helpers import ROOT, TINY, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -85,9 +85,11 @@ def test_model_curvature_still_sets_a_dae_alone(tmp_path):
     assert compose_cfg("train", ["model=dae_sym"], tmp_path).model.curvature == "exact"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("script,says", [
     ("train.py", ["experiment=", "+known=K", "+curvature=M", "evaluate.py", "overgen.report",
-                  "overgen.load", "logs/<task>/runs/", "experiment: fooling, oneclass"]),
+                  "overgen.load", "logs/<task>/runs/", "experiment: fooling, oneclass",
+                  "debug=tiny"]),
     ("evaluate.py", ["ckpt_path=", "++model.curvature"]),
 ])
 def test_help_answers_without_loading_torch(script, says, tmp_path):
@@ -108,6 +110,7 @@ NOISE = ["LeafSpec", "litlogger", "torch.jit.script", "100% of the batches",
          "across ranks is zero", "validation_step"]
 
 
+@pytest.mark.e2e
 def test_oneclass_data_reports_auroc_on_a_quiet_console(tmp_path, mnist_dir):
     env = {**os.environ, "OVERGEN_LOG_DIR": str(tmp_path / "logs")}
     proc = subprocess.run(

@@ -4,8 +4,9 @@ and experiment, as a user would select it."""
 from __future__ import annotations
 
 import pytest
-from conftest import CONF, compose_cfg
+from helpers import CONF, compose_cfg
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from overgen.tasks import _instantiate_all
 
@@ -45,3 +46,41 @@ def test_every_file_of_a_group_builds(group, tmp_path):
             assert instantiate(node, logger=False).max_epochs == cfg.trainer.max_epochs
         else:
             assert instantiate(node).num_classes in (3, 10)
+
+
+def _debug_settings(name: str) -> dict:
+    """The dotted keys ``conf/debug/<name>.yaml`` sets, read from the files themselves: its
+    own and those of the debug files it includes; ``logger`` for its logger override."""
+    raw = OmegaConf.to_container(OmegaConf.load(CONF / "debug" / f"{name}.yaml"))
+    settings = {}
+    for entry in raw.pop("defaults", []):
+        if isinstance(entry, str):
+            settings.update(_debug_settings(entry))
+        else:
+            settings.update({k.removeprefix("override /"): v for k, v in entry.items()})
+    todo = [("", raw)]
+    while todo:
+        prefix, node = todo.pop()
+        for key, value in node.items():
+            if isinstance(value, dict):
+                todo.append((f"{prefix}{key}.", value))
+            else:
+                settings[prefix + key] = value
+    return settings
+
+
+@pytest.mark.parametrize("config", ["train", "evaluate"])
+@pytest.mark.parametrize("debug", _names("debug"))
+def test_every_debug_file_wins_over_the_rest_and_builds(config, debug, tmp_path):
+    """``debug=NAME`` composes last (over experiment=rings2d's 50,000 steps and train.yaml's
+    W&B logger), builds, and still yields to the command line."""
+    base = ["experiment=rings2d"] if config == "train" else ["ckpt_path=x"]
+    cfg = compose_cfg(config, [*base, f"debug={debug}"], tmp_path)
+    settings = _debug_settings(debug)
+    assert list(cfg.logger) == [settings.pop("logger")]
+    assert {key: OmegaConf.select(cfg, key) for key in settings} == settings
+    assert _instantiate_all(cfg.logger, "logger")
+    trainer = instantiate(cfg.trainer, logger=False)
+    assert trainer.max_steps == cfg.trainer.max_steps
+    again = compose_cfg(config, [*base, f"debug={debug}", "trainer.max_steps=7"], tmp_path)
+    assert again.trainer.max_steps == 7

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import overgen
 import overgen.figures as figures
@@ -66,6 +67,7 @@ print("ok")
 """
 
 
+@pytest.mark.e2e
 def test_figures_keep_the_backend_and_skip_pyplot(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
-from conftest import TINY, compose_cfg
+from helpers import TINY, compose_cfg
 from torch import nn
 
 from overgen import tasks
@@ -381,6 +381,7 @@ def test_bad_config_names_the_key():
     FoolingAttack("out", generator="linear", save_every=None)
 
 
+@pytest.mark.e2e
 def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):
     small = [*TINY, "trainer.max_steps=2", "trainer.limit_test_batches=1",
              "callbacks=[default,fooling]", "callbacks.fooling.max_steps=3",

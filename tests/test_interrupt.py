@@ -12,9 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
-from conftest import ROOT, TINY, comparable
+from helpers import ROOT, TINY, comparable
 from test_reliability import RINGS, _metrics, _train
+
+pytestmark = pytest.mark.e2e  # every test signals real train.py processes
 
 # a small attack on a CNN trained for 40 steps: ~600 updates of 10 trials, some fooled
 # at each threshold, in a few seconds on a CPU; its state saved every 50 updates

@@ -11,15 +11,14 @@ import pytest
 import torch
 import wandb
 import yaml
-from conftest import DATA_DIR, compose_cfg
+from helpers import DATA_DIR, TINY, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from overgen.tasks import evaluate, train
 from overgen.utils.loggers import run_name
 
-FAST = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.max_steps=20",
-        "trainer.limit_test_batches=2", "data.batch_size=32"]
+FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
 
 
 def _finished_config() -> dict:
@@ -51,6 +50,7 @@ def openset_run(tmp_path_factory):
     return out, metrics, _finished_config()
 
 
+@pytest.mark.e2e
 def test_every_logger_receives_the_whole_config(openset_run):
     out, metrics, seen = openset_run
     hparams = yaml.safe_load((out / "csv" / "hparams.yaml").read_text())
@@ -71,6 +71,7 @@ def _csv_columns(out: Path) -> set[str]:
     return set((out / "csv" / "metrics.csv").read_text().splitlines()[0].split(","))
 
 
+@pytest.mark.e2e
 def test_settings_reach_the_loggers_as_config_not_as_metrics(openset_run):
     out, metrics, seen = openset_run
     settings = {"openset/known", "openset/threshold", "openset/openness"}
@@ -84,6 +85,7 @@ def test_settings_reach_the_loggers_as_config_not_as_metrics(openset_run):
     assert metrics["openset/threshold"] == 0.99  # metrics.json keeps them for the report
 
 
+@pytest.mark.e2e
 def test_openset_run_name_group_tags_and_point_table(openset_run):
     _, metrics, seen = openset_run
     assert (seen["name"], seen["group"], seen["tags"]) == ("cnn-K3-s1", "openset",
@@ -94,12 +96,12 @@ def test_openset_run_name_group_tags_and_point_table(openset_run):
     assert point["data"][0][3] == pytest.approx(metrics["openset/f1"])
 
 
+@pytest.mark.e2e
 def test_evaluate_attaches_to_the_training_run(openset_run, tmp_path):
     out, _, trained = openset_run
     ckpt = out / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)["overgen"]["wandb_id"] == trained["id"]
-    cfg = compose_cfg("evaluate", [f"ckpt_path={ckpt}", "logger=wandb", "trainer.accelerator=cpu",
-                                   "trainer.enable_progress_bar=false",
+    cfg = compose_cfg("evaluate", [f"ckpt_path={ckpt}", *TINY, "logger=wandb",
                                    "trainer.limit_test_batches=1"], tmp_path)
     evaluate(cfg)
     seen = _finished_config()
@@ -109,6 +111,7 @@ def test_evaluate_attaches_to_the_training_run(openset_run, tmp_path):
     assert seen["config"]["evaluate"]["trainer"]["limit_test_batches"] == 1
 
 
+@pytest.mark.e2e
 def test_oneclass_run_name_tags_and_roc_table(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", "data.digit=7",
                                 "model.max_train=200", "logger=wandb", *FAST], tmp_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import DATA_DIR, TINY, compose_cfg
+from helpers import DATA_DIR, TINY, compose_cfg
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
@@ -257,6 +257,7 @@ def mnist_test_labels(n: int) -> list[int]:
     return list(path.read_bytes()[8 : 8 + n])
 
 
+@pytest.mark.e2e
 def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=openset", "model=cnn", "+known=2",
                                 "data.subset=1", "trainer.max_steps=2", *SMALL], tmp_path)
@@ -282,6 +283,7 @@ def test_openset_experiment_end_to_end(tmp_path, mnist_dir):
     assert 0.0 <= m["openset/oscr"] <= 1.0
 
 
+@pytest.mark.e2e
 def test_openset_all_known_has_no_ood(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["experiment=openset", "model=cnn", "+known=10",
                                 "trainer.max_steps=1", *SMALL], tmp_path)

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, compose_cfg
+from helpers import TINY, compose_cfg
 from sklearn.covariance import EmpiricalCovariance
 from sklearn.svm import OneClassSVM
 
@@ -101,6 +101,7 @@ def test_ocsvm_refuses_threshold_callbacks_before_any_work(callbacks, key, tmp_p
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.e2e
 def test_oneclass_ocsvm_end_to_end(tmp_path, mnist_dir, caplog):
     cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", "data.digit=7",
                                 "model.max_train=200", *SMALL], tmp_path)
@@ -137,6 +138,7 @@ def brute_auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
 
 
+@pytest.mark.e2e
 def test_oneclass_cool_end_to_end(tmp_path, mnist_dir):
     """The post-hoc AUROCs against the trained model's outputs recomputed here: MSP over
     the class masses (brute-force pair counting) and Mahalanobis from scikit-learn's
@@ -189,6 +191,7 @@ def test_dae_oneclass_config_has_paper_settings(tmp_path):
     assert cfg.optimized_metric == "oneclass/auroc"
 
 
+@pytest.mark.e2e
 def test_oneclass_without_positives_gives_none(tmp_path, mnist_dir):
     # the first 10 test images hold no 3
     cfg = compose_cfg("train", ["experiment=oneclass", "model=ocsvm", "data.digit=3",

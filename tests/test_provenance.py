@@ -9,9 +9,10 @@ import platform
 import subprocess
 
 import hydra
+import pytest
 import pytorch_lightning
 import torch
-from conftest import TINY, compose_cfg
+from helpers import TINY, compose_cfg
 
 import overgen
 from overgen.tasks import train
@@ -70,6 +71,7 @@ def test_console_shows_the_run_dir_first_and_the_headline_last(tmp_path, caplog,
     assert lines[-1] == "done: test/acc=0.5000 in 2.0 s"
 
 
+@pytest.mark.e2e
 def test_metrics_record_time_commit_versions_hardware_and_size(tmp_path, mnist_dir):
     cfg = compose_cfg("train", [*TINY, "trainer.max_steps=5", "trainer.limit_test_batches=2",
                                 "data.batch_size=16", "data.eval_batch_size=16"], tmp_path)

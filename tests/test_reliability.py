@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, comparable, compose_cfg
+from helpers import ROOT, TINY, comparable, compose_cfg
 from hydra import compose, initialize_config_dir
 
 # the 2-D rings: a real training loop that runs ~100 steps/s on a CPU
@@ -34,6 +34,7 @@ def _metrics(run_dirs) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(run_dirs) if p.name == "metrics.json"]
 
 
+@pytest.mark.e2e
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     # 1,500 steps span two epochs of 938 batches; checkpoints every 100 steps
     job = [*RINGS, "trainer.max_steps=1500", "checkpoint.every_n_train_steps=100"]
@@ -62,9 +63,9 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     assert comparable(a) == comparable(b)
 
 
+@pytest.mark.e2e
 def test_sweep_keeps_going_records_failures_and_skips_finished_jobs(tmp_path):
-    sweep = ["-m", "data=mnist_oneclass", "model=cool", "data.digit=1,10", "logger=csv",
-             "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+    sweep = ["-m", "data=mnist_oneclass", "model=cool", "data.digit=1,10", *TINY,
              "trainer.max_steps=3", "trainer.limit_test_batches=1"]
     logs = tmp_path / "logs"
     first = _train(*sweep, log_dir=logs)
@@ -86,6 +87,7 @@ def test_sweep_keeps_going_records_failures_and_skips_finished_jobs(tmp_path):
     assert len(list(logs.rglob("metrics.json"))) == 2
 
 
+@pytest.mark.e2e
 def test_nonfinite_loss_stops_at_its_step_and_keeps_last_good_checkpoint(tmp_path):
     proc = _train(*RINGS, "trainer.max_steps=200", "checkpoint.every_n_train_steps=2",
                   "model.optimizer._target_=torch.optim.SGD", "model.optimizer.lr=100",
@@ -115,11 +117,11 @@ def test_slurm_launcher_and_multinode_trainer_compose(tmp_path):
     assert (cfg.trainer.strategy, cfg.trainer.num_nodes, cfg.trainer.devices) == ("ddp", 2, 4)
 
 
+@pytest.mark.e2e
 def test_no_secret_is_written_to_the_run_dir(tmp_path, mnist_dir):
     secret = "0123456789abcdef-fake-wandb-key-planted-by-the-test"
-    proc = _train("model=cnn", "logger=wandb", "trainer.accelerator=cpu", "trainer.max_steps=2",
-                  "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false",
-                  log_dir=tmp_path / "logs",
+    proc = _train("model=cnn", *TINY, "logger=wandb", "trainer.max_steps=2",
+                  "trainer.limit_test_batches=1", log_dir=tmp_path / "logs",
                   env={"WANDB_API_KEY": secret, "WANDB_MODE": "offline", "MY_TOKEN": secret})
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = [p for p in (tmp_path / "logs").rglob("*") if p.is_file()]
@@ -139,6 +141,7 @@ def test_wandb_run_id_is_fixed_and_reused_on_resume(tmp_path, mnist_dir):
     assert _set_wandb_id(compose_cfg("train", ["logger=csv"], tmp_path), "abc123") is None
 
 
+@pytest.mark.e2e
 def test_resume_without_earlier_run_starts_from_scratch(tmp_path):
     proc = _train(*RINGS, "trainer.max_steps=5", "resume=true", log_dir=tmp_path / "logs")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -146,11 +149,12 @@ def test_resume_without_earlier_run_starts_from_scratch(tmp_path):
     assert m["run/resumed_from"] is None and m["run/steps"] == 5
 
 
+@pytest.mark.e2e
 def test_ddp_multirun_one_dir_per_job_and_same_metrics_as_one_process(tmp_path, mnist_dir):
     logs = tmp_path / "logs"
     proc = _train("-m", "experiment=openset", "model=cnn", "+known=3", "data.subset=0,1",
-                  "logger=csv", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                  "trainer.max_steps=3", "trainer.enable_progress_bar=false", log_dir=logs)
+                  "trainer=ddp", *TINY, "trainer.devices=2", "trainer.max_steps=3",
+                  log_dir=logs)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p.parent for p in logs.rglob(".hydra"))
     assert [p.name for p in jobs] == ["0", "1"]  # no run dir of the other rank
@@ -161,7 +165,7 @@ def test_ddp_multirun_one_dir_per_job_and_same_metrics_as_one_process(tmp_path, 
     # the same checkpoint evaluated by one process: the gathered metrics agree
     one = subprocess.run(
         [sys.executable, str(ROOT / "evaluate.py"), f"ckpt_path={jobs[1]}/checkpoints/last.ckpt",
-         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"],
+         *TINY],
         env={**os.environ, "OVERGEN_LOG_DIR": str(tmp_path / "eval")}, capture_output=True,
         text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
@@ -188,12 +192,12 @@ def test_job_identity_ignores_run_control_and_order(tmp_path):
     assert [p.name for p in found] == ["c", "a"]  # newest first, cool is another job
 
 
+@pytest.mark.e2e
 def test_parallel_joblib_sweep_writes_one_result_per_job(tmp_path, mnist_dir):
     logs = tmp_path / "logs"
     proc = _train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment=openset",
-                  "model=cnn,cool", "+known=3", "logger=csv", "trainer.accelerator=cpu",
-                  "trainer.max_steps=3", "trainer.limit_test_batches=1",
-                  "trainer.enable_progress_bar=false", log_dir=logs)
+                  "model=cnn,cool", "+known=3", *TINY, "trainer.max_steps=3",
+                  "trainer.limit_test_batches=1", log_dir=logs)
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = _metrics(logs.rglob("metrics.json"))
     assert sorted(m["run/model"] for m in runs) == ["cnn", "cool"]
@@ -217,6 +221,7 @@ def test_atomic_write_leaves_old_file_whole_when_interrupted(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("key", ["resume", "overwrite"])
 def test_run_control_keys_must_be_booleans(key, tmp_path):
     proc = _train(*RINGS, f"{key}=maybe", log_dir=tmp_path / "logs")
@@ -226,6 +231,7 @@ def test_run_control_keys_must_be_booleans(key, tmp_path):
     assert not list((tmp_path / "logs").rglob("checkpoints"))
 
 
+@pytest.mark.e2e
 def test_resume_from_a_corrupt_checkpoint_stops_and_keeps_it(tmp_path):
     logs = tmp_path / "logs"
     first = _train(*RINGS, "trainer.max_steps=5", log_dir=logs)
@@ -242,6 +248,7 @@ def test_resume_from_a_corrupt_checkpoint_stops_and_keeps_it(tmp_path):
     assert ckpt.read_bytes() == before and not list(logs.rglob("metrics.json"))
 
 
+@pytest.mark.e2e
 def test_second_launch_of_a_live_job_is_skipped_and_a_dead_one_holds_no_lock(tmp_path):
     logs = tmp_path / "logs"
     job = [*RINGS, "trainer.max_steps=50000", "checkpoint.every_n_train_steps=100"]
@@ -265,6 +272,7 @@ def test_second_launch_of_a_live_job_is_skipped_and_a_dead_one_holds_no_lock(tmp
     assert third.wait(timeout=60) == 143, third.stderr.read()[-2000:]
 
 
+@pytest.mark.e2e
 def test_unreadable_metrics_count_as_unfinished_and_are_named(tmp_path):
     logs = tmp_path / "logs"
     first = _train(*RINGS, "trainer.max_steps=5", log_dir=logs)
@@ -280,6 +288,7 @@ def test_unreadable_metrics_count_as_unfinished_and_are_named(tmp_path):
     assert comparable(new) == comparable(whole)
 
 
+@pytest.mark.e2e
 def test_unwritable_log_dir_fails_before_any_work(tmp_path):
     blocker = tmp_path / "logs"
     blocker.write_text("a file where the log dir should be\n")  # root writes any folder
@@ -292,6 +301,7 @@ def test_unwritable_log_dir_fails_before_any_work(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("devices", ["auto", "2,gpu"])
 def test_slurm_launcher_needs_a_number_of_devices_before_submitting(devices, tmp_path):
     proc = _train("-m", "hydra/launcher=slurm", "trainer=ddp", f"trainer.devices={devices}",

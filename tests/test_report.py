@@ -168,6 +168,7 @@ def test_average_roc_by_hand():
     assert tpr[0] == pytest.approx(0.5) and tpr[-1] == pytest.approx(1.0)
 
 
+@pytest.mark.e2e
 def test_sections_absent_and_cli(tmp_path):
     _run(tmp_path, "only_rings", **{"run/model": "dae_mlp", "run/data": "rings2d"})
     done = subprocess.run([sys.executable, "-m", "overgen.report", str(tmp_path)],

@@ -9,12 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CONF, ROOT
+from helpers import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
+
+pytestmark = pytest.mark.e2e  # both run the scripts (bash), the second train.py too
 
 LAUNCH_KEYS = ("hydra/launcher", "hydra.launcher.")
 
@@ -60,9 +62,7 @@ def test_every_job_composes(script, expected):
 def test_paper_scale_slice_runs_shrunk(tmp_path, mnist_dir):
     (line,) = [c for c in commands("paper_scale.sh") if "model=dae_oneclass" in c]
     line = [o.replace("range(0,10)", "0,1") for o in line if not o.startswith("logger=")]
-    shrink = ["logger=csv", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
-              "trainer.max_steps=3", "trainer.limit_test_batches=1", "data.eval_batch_size=16"]
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *line, *shrink],
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *line, "debug=tiny"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OVERGEN_LOG_DIR": str(tmp_path / "logs"),
                                "OMP_NUM_THREADS": "1"})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, compose_cfg
+from helpers import TINY, compose_cfg
 
 from overgen.models import Classifier, DAEClassifier
 from overgen.models.base import merge_needs
@@ -49,6 +49,7 @@ def gamma_images(monkeypatch) -> list[int]:
     return calls
 
 
+@pytest.mark.e2e
 def test_openset_run_gives_the_same_metrics_with_one_gamma_per_image(tmp_path, mnist_dir,
                                                                      gamma_images):
     train(compose_cfg("train", OPENSET, tmp_path))
@@ -58,6 +59,7 @@ def test_openset_run_gives_the_same_metrics_with_one_gamma_per_image(tmp_path, m
     assert sum(gamma_images) == TEST_IMAGES  # OpenSet's ood needs every Gamma, once
 
 
+@pytest.mark.e2e
 def test_gated_and_full_needs_share_one_gamma(tmp_path, mnist_dir, gamma_images):
     """At threshold 0.1 with alpha 0 every test image can pass (max y >= 1/10): the gated
     accuracy needs every Gamma too; before, it computed them a second time."""

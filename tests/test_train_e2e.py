@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, TINY, comparable, compose_cfg
+from helpers import ROOT, TINY, comparable, compose_cfg
 
 import overgen
 from overgen.errors import ConfigError
@@ -19,6 +19,7 @@ from overgen.tasks import evaluate, train
 FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
 
 
+@pytest.mark.e2e
 def test_rings_figure_and_confidence(tmp_path, monkeypatch):
     import overgen.callbacks.rings_figure as rings_cb
 
@@ -39,6 +40,7 @@ def test_rings_figure_and_confidence(tmp_path, monkeypatch):
     assert [t.split(" training steps")[0] for t in titles] == ["1500", "1500"]
 
 
+@pytest.mark.e2e
 def test_rings_confidence_high_on_rings_low_at_centres_and_far(tmp_path):
     cfg = compose_cfg("train", ["experiment=rings2d", *TINY, "trainer.max_steps=1500",
                                 "callbacks=none"], tmp_path)
@@ -57,6 +59,7 @@ def test_rings_confidence_high_on_rings_low_at_centres_and_far(tmp_path):
     assert on_ring > centres.max() and on_ring > far.max()
 
 
+@pytest.mark.e2e
 def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     run = tmp_path / "train"
     cfg = compose_cfg("train", ["model=dae_sym", "data=mnist_openset", "+known=3",
@@ -106,6 +109,7 @@ def test_unpaired_threshold_is_refused_before_any_work(tmp_path, mnist_dir):
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("model", [["model=cool"],
                                    ["model=dae_sym", "model.curvature=hutchinson"]])
 def test_same_seed_same_numbers(model, tmp_path, mnist_dir):
@@ -138,6 +142,7 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args,message", BAD_INPUTS)
 def test_bad_input_exits_with_one_clear_message(args, message, tmp_path, mnist_dir):
     proc = _cli("train.py", *args, tmp_path=tmp_path)
@@ -163,6 +168,7 @@ CONSTRUCTOR_ERRORS = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args,line", CONSTRUCTOR_ERRORS)
 def test_constructor_errors_exit_with_one_line_before_any_work(args, line, tmp_path,
                                                                mnist_dir):
@@ -190,6 +196,7 @@ def _relative_data_dir(tmp_path, mnist_dir, corrupt: str | None = None) -> str:
     return "data"
 
 
+@pytest.mark.e2e
 def test_truncated_mnist_exits_cleanly(tmp_path, mnist_dir):
     rel = _relative_data_dir(tmp_path, mnist_dir, corrupt="train-labels-idx1-ubyte")
     proc = _cli("train.py", f"paths.data_dir={rel}", tmp_path=tmp_path)
@@ -197,6 +204,7 @@ def test_truncated_mnist_exits_cleanly(tmp_path, mnist_dir):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("content", [None, b"not a checkpoint"])
 def test_evaluate_bad_checkpoint(content, tmp_path):
     path = tmp_path / "model.ckpt"
@@ -209,6 +217,7 @@ def test_evaluate_bad_checkpoint(content, tmp_path):
 
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("how", ["env", "override"])
 def test_relative_data_dir_is_relative_to_the_launch_dir(how, tmp_path, mnist_dir):
     # the job changes into its run dir (hydra.job.chdir=true): a relative path still means
