@@ -1,11 +1,17 @@
-"""Checkpoints: when they are written, and what overgen adds to them: the run's config (so
-a checkpoint rebuilds its run) and the random generators' state (so a resume is exact)."""
+"""The checkpoint format: when checkpoints are written, what overgen adds to them (the
+run's config, so a checkpoint rebuilds its run, and the random generators' state, so a
+resume is exact) and how one is read back."""
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+
+from overgen.errors import CheckpointError
 
 CHECKPOINT_KEY = "overgen"
 RNG_KEY = "overgen_rng"
@@ -62,3 +68,19 @@ class PeriodicCheckpoint(ModelCheckpoint):
         if self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         return self.last_model_path
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` with clear errors for missing or foreign files."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"ckpt_path={path!r} does not exist (expected a .ckpt file "
+                              "written by train.py, e.g. <run dir>/checkpoints/last.ckpt)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
+        raise CheckpointError(f"ckpt_path={path!r} is not a readable checkpoint: "
+                              f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or CHECKPOINT_KEY not in ckpt:
+        raise CheckpointError(f"ckpt_path={path!r} is not an overgen checkpoint "
+                              "(no state_dict or saved run config)")
+    return ckpt

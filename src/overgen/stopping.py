@@ -1,4 +1,5 @@
-"""Stops training at the first NaN or infinite loss, before it reaches the weights."""
+"""Callbacks that end a run early and leave it resumable: at a stop signal (SIGTERM /
+SIGINT, ``overgen.utils.stop``) and at a non-finite training loss."""
 
 from __future__ import annotations
 
@@ -7,7 +8,26 @@ import os
 import pytorch_lightning as pl
 import torch
 
+from overgen.checkpoints import PeriodicCheckpoint
 from overgen.errors import NonFiniteLossError
+from overgen.utils import stop
+
+
+class StopOnSignal(pl.Callback):
+    """After a training batch: writes ``last.ckpt`` for this step (through the run's
+    ``PeriodicCheckpoint``, so ``resume=true`` continues from exactly here) and raises
+    ``Stopped``. After a test batch: raises ``Stopped`` (the evaluation starts over on
+    resume). Costly scoring inside one batch checks on its own."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not stop.requested():
+            return
+        ckpt = trainer.checkpoint_callback
+        path = ckpt.save_last_now(trainer) if isinstance(ckpt, PeriodicCheckpoint) else ""
+        stop.check(f"{path} at training step {trainer.global_step}" if path else None)
+
+    def on_test_batch_end(self, *args, **kwargs) -> None:
+        stop.check()
 
 
 class StopOnNonFiniteLoss(pl.Callback):
