@@ -24,8 +24,8 @@ class RingsFigure(Evaluation):
         if not trainer.is_global_zero:
             return
         x, y = sample_rings(self.samples_per_ring)
-        title = (f"{trainer.global_step} steps, sigma={pl_module.sigma}, "
-                 f"alpha={pl_module.alpha}, beta={pl_module.beta}, curvature={pl_module.method}")
+        title = (f"{trainer.global_step} steps, sigma={pl_module.sigma}, alpha={pl_module.alpha}, "
+                 f"beta={pl_module.beta}, curvature={pl_module.curvature_method}")
         fig = rings_figure(rings_panels(pl_module, resolution=self.resolution),
                            (x.numpy(), y.numpy()), title)
         atomic_savefig(fig, self.path)
