@@ -9,15 +9,8 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
-from overgen.attacks.fgn import (
-    DEFAULT_LR,
-    GENERATORS,
-    OPTIMIZERS,
-    TARGETS,
-    FoolingResult,
-    fool,
-    trial_targets,
-)
+from overgen.attacks.fgn import FoolingResult, fool, trial_targets
+from overgen.attacks.settings import KEY, AttackSettings
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
 from overgen.figures import fooling_figure
@@ -32,16 +25,6 @@ from overgen.outputs import (
     threshold_key,
 )
 from overgen.utils.io import atomic_savefig
-
-KEY = "callbacks.fooling"
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _positive(value: object) -> bool:
-    return _number(value) and value > 0
 
 
 def gather(result: FoolingResult) -> FoolingResult:
@@ -74,37 +57,21 @@ class FoolingAttack(Thresholded):
                  betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
                  target: str = "y", generator: str = "rank1", seed: int = 0,
                  filename: str = "fooling.png", save_every: int | None = 500) -> None:
-        for key, value, allowed in (("optimizer", optimizer, OPTIMIZERS),
-                                    ("target", target, TARGETS),
-                                    ("generator", generator, GENERATORS)):
-            if value not in allowed:
-                raise ConfigError(f"{KEY}.{key}", value, f"one of {list(allowed)}")
-        for key, value in (("trials_per_digit", trials_per_digit), ("max_steps", max_steps)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{KEY}.{key}", value, "a positive integer")
-        if not thresholds or not all(0 < float(t) <= 1 for t in thresholds):
-            raise ConfigError(f"{KEY}.thresholds", thresholds, "a non-empty list in (0, 1]")
+        # the config keys ``target`` and ``generator`` are the attack's objective and
+        # parametrization (overgen.attacks.settings)
+        self.settings = AttackSettings(
+            thresholds=thresholds, max_steps=max_steps, optimizer=optimizer, lr=lr,
+            betas=betas, eps=eps, objective=target, parametrization=generator, seed=seed,
+            save_every=save_every)
+        if not isinstance(trials_per_digit, int) or trials_per_digit < 1:
+            raise ConfigError(f"{KEY}.trials_per_digit", trials_per_digit, "a positive integer")
         if not digits:
             raise ConfigError(f"{KEY}.digits", digits, "a non-empty list of class indices")
-        if lr is not None and not _positive(lr):
-            raise ConfigError(f"{KEY}.lr", lr, "a positive number, or null for the default")
-        if not _positive(eps):
-            raise ConfigError(f"{KEY}.eps", eps, "a positive number")
-        if len(betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in betas):
-            raise ConfigError(f"{KEY}.betas", list(betas), "two numbers in [0, 1)")
-        if save_every is not None and (not isinstance(save_every, int) or save_every < 1):
-            raise ConfigError(f"{KEY}.save_every", save_every, "a positive integer or null")
-        if save_every is not None and generator != "rank1":
-            raise ConfigError(f"{KEY}.save_every", save_every, f"null with {KEY}.generator="
-                              f"{generator} (only the rank1 generator's state is saved)")
         super().__init__()
         self.path = os.path.join(output_dir, filename)
-        self.thresholds, self.digits = [float(t) for t in thresholds], [int(d) for d in digits]
-        self.trials_per_digit, self.max_steps, self.seed = trials_per_digit, max_steps, seed
-        self.optimizer, self.betas, self.eps = optimizer, tuple(betas), eps
-        self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
-        self.target, self.generator = target, generator
-        self.save_every, self.state_dir = save_every, None
+        self.thresholds = list(self.settings.thresholds)
+        self.digits, self.trials_per_digit = [int(d) for d in digits], trials_per_digit
+        self.state_dir = None
 
     def check(self, model: ScoringModule) -> None:
         """The model's scores at ``thresholds`` (and its ``log_probs``), and ``digits`` among
@@ -118,14 +85,10 @@ class FoolingAttack(Thresholded):
         targets = trial_targets(self.digits, self.trials_per_digit)
         mine = torch.arange(trainer.global_rank, len(targets), trainer.world_size)
         dtype = next(pl_module.parameters()).dtype
-        saving = {}
-        if self.state_dir is not None and self.save_every is not None:
-            state = fooling_state_file(trainer.global_rank)
-            saving = {"save_to": os.path.join(self.state_dir, state),
-                      "save_every": self.save_every}
-        result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
-                      self.optimizer, self.lr, self.betas, self.eps, self.target,
-                      self.generator, self.seed, pl_module.device, dtype, **saving)
+        save_to = (None if self.state_dir is None else
+                   os.path.join(self.state_dir, fooling_state_file(trainer.global_rank)))
+        result = fool(pl_module, targets[mine], mine, self.settings, pl_module.device, dtype,
+                      save_to)
         result = gather(result)
         if trainer.is_global_zero:
             self._report(trainer, result)
@@ -137,11 +100,11 @@ class FoolingAttack(Thresholded):
             results[threshold_key(FOOLING_STEPS, t)] = result.mean_steps(k)
         results.update({
             FOOLING_TRIALS: len(result.trial),
-            "fooling/target": self.target,
-            FOOLING_MAX_STEPS: self.max_steps,
-            "fooling/lr": self.lr,
-            "fooling/optimizer": self.optimizer,
-            "fooling/generator": self.generator,
+            "fooling/target": self.settings.objective,
+            FOOLING_MAX_STEPS: self.settings.max_steps,
+            "fooling/lr": self.settings.lr,
+            "fooling/optimizer": self.settings.optimizer,
+            "fooling/generator": self.settings.parametrization,
         })
         atomic_savefig(fooling_figure(result, self.digits), self.path)
         results[FOOLING_FIGURE] = self.path
