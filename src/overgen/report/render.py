@@ -20,6 +20,7 @@ from overgen.outputs import (
     RUN_DATA,
     TEST_ACC,
 )
+from overgen.paper import PAPER_AUC, PAPER_EPOCHS
 from overgen.report.collect import (
     group,
     has_prefix,
@@ -33,8 +34,6 @@ from overgen.report.collect import (
     values,
 )
 from overgen.report.tables import (
-    PAPER_AUC,
-    PAPER_EPOCHS,
     THRESHOLDS,
     alpha_settings,
     fooling_settings,
