@@ -339,7 +339,7 @@ def test_callback_and_fool_share_one_settings_check():
                                          optimizer="sgd", lr=1e-3)
     assert AttackSettings().lr == 1e-5
     with pytest.raises(ConfigError, match=r"^callbacks\.fooling\.target='logits' is not"):
-        fool(tiny_model(), TARGETS, settings=AttackSettings(objective="logits"))
+        AttackSettings(objective="logits")
 
 
 def test_train_and_evaluate_write_fooling_metrics(tmp_path, mnist_dir):

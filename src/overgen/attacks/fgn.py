@@ -234,9 +234,9 @@ def fool(
     ``tau``; ``"y_tilde"`` minimises ``-log class_scores(x)_t`` (the model's own alpha)
     and scores every update.
 
-    ``save_to`` (a file; with ``settings.save_every``): save the state there every
-    ``save_every`` updates and on a stop signal, and continue from it when it holds this
-    attack (same settings, trials and model weights).
+    ``save_to`` (a file): with ``settings.save_every`` (else nothing is saved), save the
+    state there every ``save_every`` updates and on a stop signal, and continue from it
+    when it holds this attack (same settings, trials and model weights).
     """
     settings = settings or AttackSettings()
     build = Rank1Generators if settings.parametrization == "rank1" else LinearGenerators
