@@ -95,7 +95,7 @@ def time_paths(model: DAEClassifier, data_dir: str, images: int, probes: int = 4
     the batch, 500 at most) with Hutchinson ``probes``, once-per-batch (``now``) against
     each-callback-scores (``before``), ``repeats`` interleaved rounds."""
     now = copy.deepcopy(model).eval()
-    now.method, now.probes = "hutchinson", probes
+    now.curvature_method, now.probes = "hutchinson", probes
     before = copy.deepcopy(now)
     before.test_step = MethodType(test_step_before, before)
     gamma_calls = {"now": count_gamma(now), "before": count_gamma(before)}

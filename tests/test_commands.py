@@ -76,7 +76,7 @@ def test_one_curvature_override_for_a_mixed_sweep(model, tmp_path):
     built = instantiate(cfg.model)  # cnn and cool ignore the key
     expected = "hutchinson" if model.startswith("dae") else None
     assert OmegaConf.select(cfg, "model.curvature") == expected
-    assert getattr(built, "method", None) == expected
+    assert getattr(built, "curvature_method", None) == expected
 
 
 def test_model_curvature_still_sets_a_dae_alone(tmp_path):

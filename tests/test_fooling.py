@@ -21,7 +21,7 @@ from helpers import TINY, compose_cfg
 from torch import nn
 
 from overgen import tasks
-from overgen.attacks import fool, init_trial, trial_targets
+from overgen.attacks import AttackSettings, fool, init_trial, trial_targets
 from overgen.attacks.fgn import NEVER, LinearGenerators, Rank1Generators
 from overgen.attacks.progress import FoolingProgress
 from overgen.callbacks import FoolingAttack
@@ -86,9 +86,13 @@ MODELS = {"tiny": tiny_model, "dae": tiny_dae}
 
 
 def attack(model, **kwargs):
-    kwargs = {"thresholds": THRESHOLDS, "max_steps": 25, "lr": 3e-4, "dtype": torch.float64,
-              "seed": 7, **kwargs}
-    return fool(model, kwargs.pop("targets", TARGETS), **kwargs)
+    """``fool`` in float64; ``kwargs``: its arguments and ``AttackSettings`` fields."""
+    run = {k: kwargs.pop(k) for k in ("targets", "trials", "save_to", "progress")
+           if k in kwargs}
+    settings = AttackSettings(**{"thresholds": THRESHOLDS, "max_steps": 25, "lr": 3e-4,
+                                 "seed": 7, **kwargs})
+    return fool(model, run.pop("targets", TARGETS), settings=settings, dtype=torch.float64,
+                **run)
 
 
 @functools.cache
@@ -152,17 +156,17 @@ def test_rank1_generator_follows_nn_linear_trajectory(optimizer, lr, eps, atol):
 
 
 @pytest.mark.parametrize("optimizer,lr", [("adam", 3e-4), ("sgd", 0.1)])
-@pytest.mark.parametrize("generator", ["rank1", "linear"])
-def test_fool_matches_plain_loop(optimizer, lr, generator):
+@pytest.mark.parametrize("parametrization", ["rank1", "linear"])
+def test_fool_matches_plain_loop(optimizer, lr, parametrization):
     model = tiny_model()
-    result = attack(model, optimizer=optimizer, lr=lr, generator=generator)
+    result = attack(model, optimizer=optimizer, lr=lr, parametrization=parametrization)
     assert (result.success != NEVER).any() and (result.success == NEVER).any()
     for i, target in enumerate(TARGETS.tolist()):
         images, success = plain_loop(target, i, 25, optimizer, lr)
         assert result.success[i].tolist() == success
         stop = int(result.steps[i])
         assert stop == (max(success) if NEVER not in success else 25)
-        atol = 1e-5 if (generator, optimizer) == ("rank1", "adam") else 1e-10
+        atol = 1e-5 if (parametrization, optimizer) == ("rank1", "adam") else 1e-10
         torch.testing.assert_close(result.image[i], images[stop - 1], atol=atol, rtol=0)
 
 
@@ -198,7 +202,7 @@ def test_dae_attack_scores_from_its_forward_pass_as_the_plain_loop():
     """The dAE's scorer reuses the classifier's encoder pass and checks both thresholds in
     one call: the same decisions as ``class_scores`` per threshold, per update."""
     model = tiny_dae()
-    result = attack(model, lr=1e-3, generator="linear")
+    result = attack(model, lr=1e-3, parametrization="linear")
     assert (result.success[:, 0] != NEVER).all() and (result.success[:, 1] != NEVER).any()
     assert (result.success[:, 1] == NEVER).any()
     for i, target in enumerate(TARGETS.tolist()):
@@ -235,7 +239,7 @@ def test_success_judged_on_final_score_with_paired_scale():
     assert (later[plain.success[:, 1] != NEVER] != plain.success[:, 1][plain.success[:, 1]
                                                                        != NEVER]).any()
     # -log(c y_t) has the gradient of -log y_t when c is constant
-    tilde = attack(scaled, target="y_tilde")
+    tilde = attack(scaled, objective="y_tilde")
     assert torch.equal(tilde.success, judged.success)
 
 
@@ -347,8 +351,9 @@ def test_saved_attack_of_other_settings_is_ignored(tmp_path, caplog):
     assert "saved by an attack with other settings or another model" in caplog.text
     fresh = attack(model, lr=1e-4)
     assert torch.equal(other.success, fresh.success) and torch.equal(other.image, fresh.image)
-    with pytest.raises(ValueError, match="linear generator's state is not saved"):
-        attack(model, generator="linear", save_to=path)
+    with pytest.raises(ConfigError, match=r"^callbacks.fooling.save_every=5 is not allowed: "
+                                          r"null with callbacks.fooling.generator=linear"):
+        attack(model, parametrization="linear", save_every=5, save_to=path)
 
 
 def test_model_without_gradients_is_refused_before_any_work(tmp_path):
@@ -379,6 +384,18 @@ def test_bad_config_names_the_key():
                        r"null with callbacks.fooling.generator=linear"):
         FoolingAttack("out", generator="linear")
     FoolingAttack("out", generator="linear", save_every=None)
+
+
+def test_callback_and_fool_share_one_settings_check():
+    """The config keys ``target`` / ``generator`` are the settings' objective and
+    parametrization; ``lr: null`` is the optimizer's default of docs/method.md §3."""
+    cb = FoolingAttack("out", target="y_tilde", generator="linear", optimizer="sgd",
+                       save_every=None)
+    assert cb.settings == AttackSettings(objective="y_tilde", parametrization="linear",
+                                         optimizer="sgd", lr=1e-3)
+    assert AttackSettings().lr == 1e-5
+    with pytest.raises(ConfigError, match=r"^callbacks\.fooling\.target='logits' is not"):
+        AttackSettings(objective="logits")
 
 
 @pytest.mark.e2e

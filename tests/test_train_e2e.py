@@ -86,7 +86,7 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
     assert again["test/mse"] == pytest.approx(metrics["test/mse"])
     assert again["run/curvature"] == "hutchinson"  # +curvature came with the saved model
     model = overgen.load(str(ckpt))  # the run's own config: the dAE with Hutchinson, 2 probes
-    assert not model.training and (model.method, model.probes) == ("hutchinson", 2)
+    assert not model.training and (model.curvature_method, model.probes) == ("hutchinson", 2)
     saved = torch.load(ckpt, weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     lightning = DAEClassifier.load_from_checkpoint(ckpt)  # Lightning's convention

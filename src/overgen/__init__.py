@@ -29,8 +29,7 @@ def load(path: str) -> ScoringModule:
     # imported here: ``import overgen`` loads neither torch nor Lightning
     from hydra.utils import instantiate
 
-    from overgen.callbacks.checkpoint_config import CHECKPOINT_KEY
-    from overgen.tasks import load_checkpoint
+    from overgen.checkpoints import CHECKPOINT_KEY, load_checkpoint
 
     ckpt = load_checkpoint(path)
     model = instantiate(OmegaConf.create(ckpt[CHECKPOINT_KEY]["config"]).model)

@@ -17,8 +17,7 @@ from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
 from overgen.metrics import FPR_GRID
-from overgen.report.collect import MODEL_ORDER
-from overgen.report.tables import PAPER_AUC, paper_auc
+from overgen.paper import MODEL_ORDER, PAPER_AUC, paper_auc
 from overgen.scores import curvature_factor, error_factor, reconstruction_error
 
 if TYPE_CHECKING:

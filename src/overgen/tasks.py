@@ -10,24 +10,22 @@ import uuid
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from overgen.callbacks.checkpoint_config import (
+from overgen.callbacks.evaluation import Evaluation
+from overgen.callbacks.fooling import FoolingAttack
+from overgen.callbacks.test_images import CountTestImages
+from overgen.callbacks.thresholded import Thresholded
+from overgen.checkpoints import (
     CHECKPOINT_KEY,
     ConfigInCheckpoint,
     RngStateInCheckpoint,
+    load_checkpoint,
 )
-from overgen.callbacks.evaluation import Evaluation
-from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
-from overgen.callbacks.fooling import FoolingAttack
-from overgen.callbacks.stop import StopOnSignal
-from overgen.callbacks.test_images import CountTestImages
-from overgen.callbacks.thresholded import Thresholded
-from overgen.errors import CheckpointError, ConfigError, OvergenError
+from overgen.errors import ConfigError, OvergenError
 from overgen.outputs import (
     METRICS_FILE,
     RUN_ALPHA,
@@ -40,8 +38,10 @@ from overgen.outputs import (
     TEST_PREFIX,
     threshold_key,
 )
-from overgen.runs import completed_metrics, earlier_runs
+from overgen.resume import earlier_runs_of, resume_point
+from overgen.runs import completed_metrics
 from overgen.scores import CURVATURE_METHODS
+from overgen.stopping import StopOnNonFiniteLoss, StopOnSignal
 from overgen.utils.ddp import join_this_job
 from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
 from overgen.utils.io import atomic_write_json
@@ -183,24 +183,6 @@ def _set_wandb_id(cfg: DictConfig, resume_id: str | None) -> str | None:
     return node.id
 
 
-def _earlier(cfg: DictConfig, overrides: list[str]) -> list:
-    """Earlier runs of this job under ``paths.log_dir/task_name``, newest first."""
-    search = os.path.join(cfg.paths.log_dir, cfg.task_name)
-    return earlier_runs(search, overrides)
-
-
-def _resume_point(cfg: DictConfig, earlier: list) -> tuple[str | None, str | None]:
-    """``(checkpoint, W&B id)`` of the newest earlier run with a ``last.ckpt``."""
-    last = next((r / "checkpoints" / "last.ckpt" for r in earlier
-                 if (r / "checkpoints" / "last.ckpt").is_file()), None)
-    if last is None:
-        log.warning("resume: no earlier run of this job with checkpoints/last.ckpt under "
-                    "%s; starting from scratch", cfg.paths.log_dir)
-        return None, None
-    log.info("resuming from %s", last)
-    return str(last), load_checkpoint(str(last))[CHECKPOINT_KEY].get("wandb_id")
-
-
 def _save_fitted(trainer: pl.Trainer, model: pl.LightningModule, dirpath: str) -> None:
     """``{dirpath}/last.ckpt`` of a model fitted without a training loop (its fitted state
     in its ``state_dict``), written by the trainer like any checkpoint (the run's config
@@ -235,7 +217,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     _check_shared_keys(cfg)
     overrides = task_overrides()
     resume = cfg.resume or cfg.ckpt_path == "last"
-    earlier = _earlier(cfg, overrides) if (resume or is_multirun()) and not cfg.overwrite else []
+    earlier = (earlier_runs_of(cfg, overrides)
+               if (resume or is_multirun()) and not cfg.overwrite else [])
     for run in earlier:
         done = completed_metrics(run, cfg.get("optimized_metric"))
         if done is not None:
@@ -244,7 +227,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             atomic_write_json(os.path.join(cfg.paths.output_dir, SKIPPED_FILE),
                               {"metrics_in": str(run)})
             return done
-    ckpt_path, resume_id = _resume_point(cfg, earlier) if resume else (cfg.ckpt_path, None)
+    ckpt_path, resume_id = resume_point(cfg, earlier) if resume else (cfg.ckpt_path, None)
     wandb_id = _set_wandb_id(cfg, resume_id)
     extra = [_instantiate(cfg.checkpoint, "checkpoint"), RngStateInCheckpoint(),
              StopOnNonFiniteLoss(cfg.checkpoint.dirpath),
@@ -274,22 +257,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     _write_metrics(cfg, trainer, metrics)
     log_tables(trainer.loggers, metrics, cfg.paths.output_dir)
     return metrics
-
-
-def load_checkpoint(path: str) -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` with clear errors for missing or foreign files."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"ckpt_path={path!r} does not exist (expected a .ckpt file "
-                              "written by train.py, e.g. <run dir>/checkpoints/last.ckpt)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-        raise CheckpointError(f"ckpt_path={path!r} is not a readable checkpoint: "
-                              f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or CHECKPOINT_KEY not in ckpt:
-        raise CheckpointError(f"ckpt_path={path!r} is not an overgen checkpoint "
-                              "(no state_dict or saved run config)")
-    return ckpt
 
 
 def _config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig:

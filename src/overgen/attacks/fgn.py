@@ -1,12 +1,13 @@
 """The Fooling Generator Network attack (docs/method.md §3, Table I), batched over trials.
 
 Trial ``i`` draws ``z ~ U(0, 1)^784`` and ``W [784, 784]``, ``b [784]`` like ``nn.Linear``'s
-default init (``U(-1/28, 1/28)``) from its own generator, seeded by ``(seed, i)``: a trial's
-numbers never depend on which other trials run beside it (or on which DDP rank). The
-generator ``x_f = sigmoid(W z + b)`` is trained by Adam (or SGD) on ``-log y_t(x_f)``
-(``target="y"``) or ``-log y~_t(x_f)`` (``"y_tilde"``). A trial succeeds at threshold
-``tau`` at the first update after which ``class_scores(x_f, threshold=tau)[t] >= tau``;
-it stops once it succeeded at every threshold, or after ``max_steps`` updates.
+default init (``U(-1/28, 1/28)``) from its own ``torch.Generator``, seeded by
+``(seed, i)``: a trial's numbers never depend on which other trials run beside it (or on
+which DDP rank). The generator ``x_f = sigmoid(W z + b)`` is trained by Adam (or SGD)
+on ``-log y_t(x_f)`` (``objective="y"``) or ``-log y~_t(x_f)`` (``"y_tilde"``). A trial
+succeeds at threshold ``tau`` at the first update after which
+``class_scores(x_f, threshold=tau)[t] >= tau``; it stops once it succeeded at every
+threshold, or after ``max_steps`` updates.
 
 All trials run as one batch through the model (samples never interact, so the gradient
 of the summed loss is each trial's own gradient); finished trials leave the batch.
@@ -14,8 +15,9 @@ Nothing here needs a Trainer: a model is anything with the ``ScoringModule`` met
 ``log_probs_with_scorer``, ``class_scores`` and ``class_scores_at``.
 
 With ``save_to``, the rank-1 attack saves its whole state there every ``save_every``
-updates and when a stop signal arrives (``overgen.utils.stop``), and a later call with the
-same settings and model continues from it: the result equals an uninterrupted attack's.
+updates (``AttackSettings``) and when a stop signal arrives (``overgen.utils.stop``), and
+a later call with the same settings and model continues from it: the result equals an
+uninterrupted attack's.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from overgen.attacks.state import SavedAttack, rng_state, set_rng_state, weights_digest
+from overgen.attacks.settings import AttackSettings
+from overgen.attacks.state import SavedAttack, attack_identity, rng_state, set_rng_state
 from overgen.models.base import Scorer, ScoringModule, fresh_scorer
 from overgen.utils import stop
 
@@ -41,17 +44,13 @@ log = logging.getLogger(__name__)
 SIDE = 28
 D = SIDE * SIDE
 NEVER = -1
-OPTIMIZERS = ("adam", "sgd")
-DEFAULT_LR = {"adam": 1e-5, "sgd": 1e-3}  # docs/method.md §3
-TARGETS = ("y", "y_tilde")
-GENERATORS = ("rank1", "linear")
 # the final score never exceeds y_t (c <= 1; COOL by AM-GM); this slack absorbs rounding
 BOUND_SLACK = 1e-5
 
 
 def init_trial(seed: int, trial: int) -> tuple[Tensor, Tensor, Tensor]:
     """``z [784] ~ U(0,1)``, ``W [784,784]`` and ``b [784] ~ U(-1/28, 1/28)`` (float32, CPU)
-    from a generator seeded by ``(seed, trial)`` alone."""
+    from a ``torch.Generator`` seeded by ``(seed, trial)`` alone."""
     state = np.random.SeedSequence([int(seed), int(trial)]).generate_state(2, dtype=np.uint32)
     gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
     bound = 1 / math.sqrt(D)
@@ -222,75 +221,59 @@ def fool(
     model: ScoringModule,
     targets: Tensor,
     trials: Tensor | None = None,
-    thresholds: Sequence[float] = (0.90, 0.99),
-    max_steps: int = 10_000,
-    optimizer: str = "adam",
-    lr: float | None = None,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    target: str = "y",
-    generator: str = "rank1",
-    seed: int = 0,
+    settings: AttackSettings | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     save_to: str | None = None,
-    save_every: int = 500,
     progress: Progress | None = None,
 ) -> FoolingResult:
     """Attack ``model`` on ``targets [N]`` (digits) with one generator per trial id in
-    ``trials [N]`` (default ``0..N-1``); see the module docstring. ``lr=None``:
-    ``DEFAULT_LR[optimizer]``. ``model`` is frozen (eval mode, no parameter gradients)
-    while the attack runs.
+    ``trials [N]`` (default ``0..N-1``), as ``settings`` say (default
+    ``AttackSettings()``); see the module docstring.
+    ``model`` is frozen (eval mode, no parameter gradients) while the attack runs.
 
     Success at ``tau`` is judged on ``model.class_scores_at`` (the final score with the
-    settings paired with ``tau``). With ``target="y"`` the loss is ``-log y_t`` from
+    settings paired with ``tau``). With ``objective="y"`` the loss is ``-log y_t`` from
     ``model.log_probs_with_scorer``, whose scorer reuses that forward pass, and a trial
     is scored only where ``y_t``, an upper bound of its final score, already reaches
     ``tau``; ``"y_tilde"`` minimises ``-log class_scores(x)_t`` (the model's own alpha)
     and scores every update.
 
-    ``save_to`` (a file; rank-1 generators only): save the state there every
-    ``save_every`` updates and on a stop signal, and continue from it when it holds this
-    attack (same arguments, trials and model weights).
+    ``save_to`` (a file): with ``settings.save_every`` (else nothing is saved), save the
+    state there every ``save_every`` updates and on a stop signal, and continue from it
+    when it holds this attack (same settings, trials and model weights).
 
     ``progress(step, result)`` is called after each update is judged (``step`` updates
     done, ``result.success`` filled up to it).
     """
-    for name, value, allowed in (("optimizer", optimizer, OPTIMIZERS),
-                                 ("target", target, TARGETS),
-                                 ("generator", generator, GENERATORS)):
-        if value not in allowed:
-            raise ValueError(f"{name}={value!r} is not one of {allowed}")
-    if save_to is not None and generator != "rank1":
-        raise ValueError(f"save_to: the {generator} generator's state is not saved")
-    thresholds = tuple(float(t) for t in thresholds)
-    lr = DEFAULT_LR[optimizer] if lr is None else lr
-    build = Rank1Generators if generator == "rank1" else LinearGenerators
+    settings = settings or AttackSettings()
+    build = Rank1Generators if settings.parametrization == "rank1" else LinearGenerators
     # normal tensors even when called under inference mode (e.g. a Lightning test hook)
     with torch.inference_mode(False), torch.enable_grad(), frozen(model):
         targets = torch.tensor(torch.as_tensor(targets).tolist(), dtype=torch.long)
         trials = torch.arange(len(targets)) if trials is None else torch.tensor(
             torch.as_tensor(trials).tolist(), dtype=torch.long)
         result = FoolingResult(
-            thresholds, trials, targets,
-            success=torch.full((len(targets), len(thresholds)), NEVER, dtype=torch.long),
-            steps=torch.full((len(targets),), max_steps, dtype=torch.long),
+            settings.thresholds, trials, targets,
+            success=torch.full((len(targets), len(settings.thresholds)), NEVER,
+                               dtype=torch.long),
+            steps=torch.full((len(targets),), settings.max_steps, dtype=torch.long),
             image=torch.zeros(len(targets), 1, SIDE, SIDE, dtype=dtype))
-        saved = None if save_to is None else SavedAttack(save_to, save_every, {
-            "trials": trials.tolist(), "targets": targets.tolist(),
-            "thresholds": list(thresholds), "max_steps": max_steps, "optimizer": optimizer,
-            "lr": lr, "betas": list(betas), "eps": eps, "target": target,
-            "generator": generator, "seed": seed, "dtype": str(dtype),
-            "model": weights_digest(model)})
+        saved = None if save_to is None or settings.save_every is None else SavedAttack(
+            save_to, settings.save_every, attack_identity(settings, trials, targets, dtype,
+                                                          model))
         if len(targets):
-            gen = build((init_trial(seed, int(i)) for i in trials), optimizer, lr, betas, eps,
-                        device, dtype)
-            _run(gen, model, result, max_steps, target, device, saved, progress)
+            gen = build((init_trial(settings.seed, int(i)) for i in trials),
+                        settings.optimizer, settings.lr, settings.betas, settings.eps, device,
+                        dtype)
+            _run(gen, model, result, settings.max_steps, settings.objective, device, saved,
+                 progress)
     return result
 
 
-def _run(gen, model: ScoringModule, result: FoolingResult, max_steps: int, target: str,
-         device, saved: SavedAttack | None = None, progress: Progress | None = None) -> None:
+def _run(gen, model: ScoringModule, result: FoolingResult, max_steps: int, objective: str,
+         device, saved: SavedAttack | None = None,
+         progress: Progress | None = None) -> None:
     """The attack loop; fills ``result.success``, ``.steps`` and ``.image`` in place.
     At the top of iteration ``step`` the state is whole (``step`` updates done); a stop
     signal raised anywhere in the iteration saves that state."""
@@ -313,7 +296,7 @@ def _run(gen, model: ScoringModule, result: FoolingResult, max_steps: int, targe
             stop.check()
             t = result.target[alive].to(device)
             with torch.set_grad_enabled(step < max_steps):
-                if target == "y":
+                if objective == "y":
                     log_probs, scorer = model.log_probs_with_scorer(x)
                     logp = log_probs.gather(1, t[:, None]).squeeze(1)
                     bound = logp.detach().exp()

@@ -15,6 +15,7 @@ from overgen.utils.io import atomic_torch_save
 
 if TYPE_CHECKING:
     from overgen.attacks.fgn import FoolingResult, Rank1Generators
+    from overgen.attacks.settings import AttackSettings
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,20 @@ def weights_digest(model: nn.Module) -> str:
         h.update(f"{name}:{v.dtype}:{tuple(v.shape)}".encode())
         h.update(v.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def attack_identity(settings: AttackSettings, trials: Tensor, targets: Tensor,
+                    dtype: torch.dtype, model: nn.Module) -> dict[str, Any]:
+    """What a saved attack must match to be continued: its settings but ``save_every``,
+    ``trials [N]``, ``targets [N]``, ``dtype`` and the model's weights. The objective and
+    the parametrization keep the keys that states were first saved under (``target``,
+    ``generator``), so those still continue."""
+    return {"trials": trials.tolist(), "targets": targets.tolist(),
+            "thresholds": list(settings.thresholds), "max_steps": settings.max_steps,
+            "optimizer": settings.optimizer, "lr": settings.lr, "betas": list(settings.betas),
+            "eps": settings.eps, "target": settings.objective,
+            "generator": settings.parametrization, "seed": settings.seed, "dtype": str(dtype),
+            "model": weights_digest(model)}
 
 
 def rng_state(device) -> list[Tensor]:

@@ -12,16 +12,9 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
-from overgen.attacks.fgn import (
-    DEFAULT_LR,
-    GENERATORS,
-    OPTIMIZERS,
-    TARGETS,
-    FoolingResult,
-    fool,
-    trial_targets,
-)
+from overgen.attacks.fgn import FoolingResult, fool, trial_targets
 from overgen.attacks.progress import FoolingProgress
+from overgen.attacks.settings import KEY, AttackSettings
 from overgen.callbacks.thresholded import Thresholded
 from overgen.errors import ConfigError
 from overgen.figures import fooling_figure, fooling_shown
@@ -39,17 +32,6 @@ from overgen.utils.io import atomic_savefig
 
 log = logging.getLogger(__name__)
 
-KEY = "callbacks.fooling"
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _positive(value: object) -> bool:
-    return _number(value) and value > 0
-
-
 def gather(result: FoolingResult) -> FoolingResult:
     """Every rank's trials merged (all ranks get the same result); identity without DDP."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -65,8 +47,7 @@ class FoolingAttack(Thresholded):
     runs the trials ``i`` with ``i % world == r``; results are gathered and written on
     rank 0: ``results["fooling/rate@0.90"]``, ``["fooling/steps@0.90"]`` (mean updates of
     the successful trials, None when none), per threshold, the settings, and
-    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``. The loggers
-    get the rates and steps (the settings reach them with the config) and the figure.
+    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``.
 
     ``state_dir`` (set by ``train.py`` to the folder of the checkpoint it tests): each
     rank saves its attack there (``fooling_state.pt``, ``fooling_state.rank1.pt``, ...)
@@ -81,37 +62,21 @@ class FoolingAttack(Thresholded):
                  betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
                  target: str = "y", generator: str = "rank1", seed: int = 0,
                  filename: str = "fooling.png", save_every: int | None = 500) -> None:
-        for key, value, allowed in (("optimizer", optimizer, OPTIMIZERS),
-                                    ("target", target, TARGETS),
-                                    ("generator", generator, GENERATORS)):
-            if value not in allowed:
-                raise ConfigError(f"{KEY}.{key}", value, f"one of {list(allowed)}")
-        for key, value in (("trials_per_digit", trials_per_digit), ("max_steps", max_steps)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{KEY}.{key}", value, "a positive integer")
-        if not thresholds or not all(0 < float(t) <= 1 for t in thresholds):
-            raise ConfigError(f"{KEY}.thresholds", thresholds, "a non-empty list in (0, 1]")
+        # the config keys ``target`` and ``generator`` are the attack's objective and
+        # parametrization (overgen.attacks.settings)
+        self.settings = AttackSettings(
+            thresholds=thresholds, max_steps=max_steps, optimizer=optimizer, lr=lr,
+            betas=betas, eps=eps, objective=target, parametrization=generator, seed=seed,
+            save_every=save_every)
+        if not isinstance(trials_per_digit, int) or trials_per_digit < 1:
+            raise ConfigError(f"{KEY}.trials_per_digit", trials_per_digit, "a positive integer")
         if not digits:
             raise ConfigError(f"{KEY}.digits", digits, "a non-empty list of class indices")
-        if lr is not None and not _positive(lr):
-            raise ConfigError(f"{KEY}.lr", lr, "a positive number, or null for the default")
-        if not _positive(eps):
-            raise ConfigError(f"{KEY}.eps", eps, "a positive number")
-        if len(betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in betas):
-            raise ConfigError(f"{KEY}.betas", list(betas), "two numbers in [0, 1)")
-        if save_every is not None and (not isinstance(save_every, int) or save_every < 1):
-            raise ConfigError(f"{KEY}.save_every", save_every, "a positive integer or null")
-        if save_every is not None and generator != "rank1":
-            raise ConfigError(f"{KEY}.save_every", save_every, f"null with {KEY}.generator="
-                              f"{generator} (only the rank1 generator's state is saved)")
         super().__init__()
         self.path = os.path.join(output_dir, filename)
-        self.thresholds, self.digits = [float(t) for t in thresholds], [int(d) for d in digits]
-        self.trials_per_digit, self.max_steps, self.seed = trials_per_digit, max_steps, seed
-        self.optimizer, self.betas, self.eps = optimizer, tuple(betas), eps
-        self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
-        self.target, self.generator = target, generator
-        self.save_every, self.state_dir = save_every, None
+        self.thresholds = list(self.settings.thresholds)
+        self.digits, self.trials_per_digit = [int(d) for d in digits], trials_per_digit
+        self.state_dir = None
 
     def check(self, model: ScoringModule) -> None:
         """The model's scores at ``thresholds`` (and its ``log_probs``), and ``digits`` among
@@ -125,21 +90,17 @@ class FoolingAttack(Thresholded):
         targets = trial_targets(self.digits, self.trials_per_digit)
         mine = torch.arange(trainer.global_rank, len(targets), trainer.world_size)
         dtype = next(pl_module.parameters()).dtype
-        saving = {}
-        if self.state_dir is not None and self.save_every is not None:
-            state = fooling_state_file(trainer.global_rank)
-            saving = {"save_to": os.path.join(self.state_dir, state),
-                      "save_every": self.save_every}
+        save_to = (None if self.state_dir is None else
+                   os.path.join(self.state_dir, fooling_state_file(trainer.global_rank)))
         if trainer.is_global_zero:
             log.info("fooling: %d trials, at most %d updates each, thresholds %s",
-                     len(targets), self.max_steps, ", ".join(f"{t:.2f}" for t in self.thresholds))
+                     len(targets), self.settings.max_steps,
+                     ", ".join(f"{t:.2f}" for t in self.thresholds))
         started = time.monotonic()
         shown = trainer.progress_bar_callback is not None and trainer.is_global_zero
-        with FoolingProgress(self.thresholds, self.max_steps, enabled=shown) as progress:
-            result = fool(pl_module, targets[mine], mine, self.thresholds, self.max_steps,
-                          self.optimizer, self.lr, self.betas, self.eps, self.target,
-                          self.generator, self.seed, pl_module.device, dtype,
-                          progress=progress, **saving)
+        with FoolingProgress(self.thresholds, self.settings.max_steps, enabled=shown) as progress:
+            result = fool(pl_module, targets[mine], mine, self.settings, pl_module.device, dtype,
+                          save_to, progress=progress)
         result = gather(result)
         if trainer.is_global_zero:
             fooled = ", ".join(f"{result.rate(k):.1%} at {t:.2f}"
@@ -165,11 +126,11 @@ class FoolingAttack(Thresholded):
         results: dict[str, object] = {
             **measured,
             FOOLING_TRIALS: len(result.trial),
-            "fooling/target": self.target,
-            FOOLING_MAX_STEPS: self.max_steps,
-            "fooling/lr": self.lr,
-            "fooling/optimizer": self.optimizer,
-            "fooling/generator": self.generator,
+            "fooling/target": self.settings.objective,
+            FOOLING_MAX_STEPS: self.settings.max_steps,
+            "fooling/lr": self.settings.lr,
+            "fooling/optimizer": self.settings.optimizer,
+            "fooling/generator": self.settings.parametrization,
         }
         atomic_savefig(fooling_figure(result, self.digits, self._shown_scores(pl_module, result)),
                        self.path)

@@ -26,7 +26,7 @@ class RingsFigure(Evaluation):
         x, y = sample_rings(self.samples_per_ring)
         title = (rf"{self.steps(trainer)} training steps, $\sigma$ = {pl_module.sigma}, "
                  rf"$\alpha$ = {pl_module.alpha}, $\beta$ = {pl_module.beta}, "
-                 f"curvature: {pl_module.method}")
+                 f"curvature: {pl_module.curvature_method}")
         fig = rings_figure(rings_panels(pl_module, resolution=self.resolution),
                            (x.numpy(), y.numpy()), title)
         atomic_savefig(fig, self.path)

@@ -84,7 +84,7 @@ class DAEClassifier(ScoringModule):
         self.num_classes = num_classes
         self.sigma, self.alpha, self.beta, self.alpha_at = sigma, alpha, beta, alpha_at
         self.lambda_rec, self.lambda_l2 = lambda_rec, lambda_l2
-        self.classifier_input, self.method = classifier_input, curvature
+        self.classifier_input, self.curvature_method = classifier_input, curvature
         self.probes, self.chunk_size = probes, chunk_size
 
     # -- the autoencoder and the classifier -------------------------------------------
@@ -138,13 +138,14 @@ class DAEClassifier(ScoringModule):
         skipped; the pooling switches of ``encode(x)`` stay fixed); else D JVPs of ``r``
         (the 2-D rings: 2 JVPs, not 200).
         """
-        if self.method == "hutchinson":
-            return curvature(self.reconstruct, x, self.method, probes=self.probes)
+        if self.curvature_method == "hutchinson":
+            return curvature(self.reconstruct, x, self.curvature_method, probes=self.probes)
         d = x[0].numel()
         with torch.no_grad():
             width = self.network.encode(x[:1])[0].shape[1]
         if width >= d:
-            return curvature(self.reconstruct, x, self.method, chunk_size=self.chunk_size)
+            return curvature(self.reconstruct, x, self.curvature_method,
+                             chunk_size=self.chunk_size)
         traces = []
         for xi in x.split(1):
             stop.check()  # a sample can take seconds on a CPU

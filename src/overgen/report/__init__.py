@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from overgen.report.collect import find_runs, missing_dirs
+from overgen.report.render import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,10 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if missing_dirs("overgen.report", args.dirs):
         return 2
-    # imported here: overgen.figures imports overgen.report.collect (so this package) and
-    # render imports overgen.figures, a cycle if this module imported render at its top
-    from overgen.report.render import write_report
-
     runs = find_runs(args.dirs)
     if not runs:
         print(f"overgen.report: no readable metrics.json found under {', '.join(args.dirs)}",

@@ -30,8 +30,7 @@ from overgen.outputs import (
     RUN_MODEL,
     SIZE_LIMITS,
 )
-
-MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm")
+from overgen.paper import MODEL_ORDER
 
 
 def _size_limits(folder: Path) -> dict:

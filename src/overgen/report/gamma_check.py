@@ -31,9 +31,9 @@ def gamma_stats(gamma: torch.Tensor) -> dict:
 def check(run_dir: Path, images: torch.Tensor) -> dict | None:
     """Exact ``gamma`` of ``images`` under the run's last checkpoint; None for non-dAEs."""
     model = overgen.load(str(run_dir / "checkpoints" / "last.ckpt"))
-    if not hasattr(model, "curvature") or not hasattr(model, "method"):
+    if not hasattr(model, "curvature_method"):
         return None
-    model.method = "exact"
+    model.curvature_method = "exact"
     with torch.no_grad():
         gamma = model.curvature(images)
     return {**gamma_stats(gamma), "method": "exact", "test_images": "first N of MNIST test"}

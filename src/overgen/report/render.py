@@ -24,6 +24,7 @@ from overgen.outputs import (
     key_thresholds,
     threshold_key,
 )
+from overgen.paper import PAPER_AUC, PAPER_EPOCHS
 from overgen.report.collect import (
     group,
     has_prefix,
@@ -37,8 +38,6 @@ from overgen.report.collect import (
     values,
 )
 from overgen.report.tables import (
-    PAPER_AUC,
-    PAPER_EPOCHS,
     THRESHOLDS,
     alpha_settings,
     fooling_settings,

@@ -29,21 +29,11 @@ from overgen.outputs import (
     posthoc_key,
     threshold_key,
 )
+from overgen.paper import PAPER_EPOCHS, PAPER_TABLE_I, paper_auc
 from overgen.report.collect import group, listed, provenance, values
 
 Table = tuple[list[str], list[list[str]]]
 
-# The paper's reference values (Spigler, Table I, as printed; docs/method.md §3), not ours:
-# acc, acc@90%, acc@99% in %, fooled@90% (steps), fooled@99% (steps); 100 epochs per model.
-PAPER_TABLE_I = {
-    "cnn": ("CNN", "99.35", "99.23", "~99", "100% (63.5)", "99% (187.1)"),
-    "cool": ("COOL", "99.33", "98.1", "93.54", "34.5% (238.8)", "4.5% (313.4)"),
-    "dae_sym": ("dAE sym", "98.98", "98.11", "96.8", "0%", "0%"),
-    "dae_asym": ("dAE asym", "99.14", "98.41", "-", "0%", "-"),
-}
-PAPER_EPOCHS = 100
-# The paper's Fig. 5 AUCs (1-class, averaged over the ten digits), not ours.
-PAPER_AUC = {"dae": 0.964, "ocsvm": 0.952, "cool": 0.753}
 THRESHOLDS = ("0.90", "0.99")
 
 
@@ -156,12 +146,6 @@ def openset_conventions_table(runs: list[dict]) -> Table:
                      for k in (OPENSET_F1, OPENSET_F1_PERCLASS, OPENSET_OSCR)), provenance(g)]
             for name, g in group(runs).items()]
     return header, rows
-
-
-def paper_auc(name: str) -> str:
-    model = name.split(" ")[0]
-    auc = PAPER_AUC.get("dae" if model.startswith("dae") else model)
-    return "–" if auc is None else f"{auc:.3f}"
 
 
 def oneclass_table(summary: dict[str, dict]) -> Table:
