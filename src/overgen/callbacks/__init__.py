@@ -13,6 +13,8 @@ from overgen.callbacks.fooling import FoolingAttack
 from overgen.callbacks.oneclass import OneClass
 from overgen.callbacks.openset import OpenSet
 from overgen.callbacks.rings_figure import RingsFigure
+from overgen.callbacks.test_progress import TestProgress
 
 __all__ = ["ConfigInCheckpoint", "Evaluation", "FoolingAttack", "OneClass", "OpenSet",
-           "RingsFigure", "RngStateInCheckpoint", "StopOnNonFiniteLoss", "TestAccuracy"]
+           "RingsFigure", "RngStateInCheckpoint", "StopOnNonFiniteLoss", "TestAccuracy",
+           "TestProgress"]

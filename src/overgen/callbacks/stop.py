@@ -11,8 +11,9 @@ from overgen.utils import stop
 class StopOnSignal(pl.Callback):
     """After a training batch: writes ``last.ckpt`` for this step (through the run's
     ``PeriodicCheckpoint``, so ``resume=true`` continues from exactly here) and raises
-    ``Stopped``. After a test batch: raises ``Stopped`` (the evaluation starts over on
-    resume). Costly scoring inside one batch checks on its own."""
+    ``Stopped``. After a test batch: raises ``Stopped`` (``TestProgress`` saves the scored
+    batches for the resumed evaluation). Costly scoring inside one batch checks on its
+    own."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not stop.requested():

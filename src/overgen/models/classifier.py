@@ -63,11 +63,12 @@ class Classifier(ScoringModule):
         x, y = batch
         self.log("val/loss", cool_loss(self(x), y, self.omega), prog_bar=True, sync_dist=True)
 
-    def test_step(self, batch, batch_idx: int) -> TestOutputs:
-        """``test/loss`` and the batch's scores (alike at every threshold), one forward pass."""
+    def score_batch(self, batch, batch_idx: int) -> TestOutputs:
+        """The batch's scores (alike at every threshold) and ``test/loss``, one forward
+        pass."""
         x, y = batch
         logits = self(x)
-        self.log("test/loss", cool_loss(logits, y, self.omega), sync_dist=True)
         scores = cool_scores(logits, self.omega)
         return TestOutputs(y, dict.fromkeys(self.score_needs, scores),
-                           class_log_probs(logits, self.omega).exp())
+                           class_log_probs(logits, self.omega).exp(),
+                           logged={"test/loss": cool_loss(logits, y, self.omega)})

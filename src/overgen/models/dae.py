@@ -244,15 +244,14 @@ class DAEClassifier(ScoringModule):
         self.log("val/mse", F.mse_loss(self.reconstruct(x), x), prog_bar=True, sync_dist=True)
         self.log("val/ce", F.cross_entropy(self(x), y), sync_dist=True)
 
-    def test_step(self, batch, batch_idx: int) -> TestOutputs:
-        """``test/mse``, ``test/loss`` and the batch scored for every evaluation
-        (``self.score_needs``), all from one encoder pass."""
+    def score_batch(self, batch, batch_idx: int) -> TestOutputs:
+        """The batch scored for every evaluation (``self.score_needs``) with its
+        ``test/mse`` and ``test/loss``, all from one encoder pass."""
         x, y = batch
         h, ctx = self.network.encode(x)
         r, logits = self.network.decode(h, ctx), self.network.classify(h)
-        self.log(TEST_MSE, F.mse_loss(r, x), sync_dist=True)
-        self.log("test/loss", F.cross_entropy(logits, y), sync_dist=True)
+        logged = {TEST_MSE: F.mse_loss(r, x), "test/loss": F.cross_entropy(logits, y)}
         e, probs = reconstruction_error(x, r), logits.softmax(-1)
         needs = self.score_needs
         scores, gamma = self._scores(x, e, probs, list(needs), list(needs.values()))
-        return TestOutputs(y, dict(zip(needs, scores, strict=True)), probs, e, gamma)
+        return TestOutputs(y, dict(zip(needs, scores, strict=True)), probs, e, gamma, logged)
