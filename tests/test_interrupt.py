@@ -126,8 +126,10 @@ def test_attack_stopped_and_killed_continues_to_the_uninterrupted_result(tmp_pat
     first = _state_step(state)
     ckpt = state.parent / "last.ckpt"
     line = err.read_text().strip().splitlines()[-1]
+    progress = state.parent / "test_progress.pt"  # the test batch, scored before the attack
     assert line.startswith(f"stopped by SIGTERM: saved the trained model in {ckpt} and the "
-                           f"fooling attack at update {first} in {state}; continue with: ")
+                           f"scores of 1 test batch in {progress} and the fooling attack at "
+                           f"update {first} in {state}; continue with: ")
     assert line.endswith(" resume=true") and 50 <= first < 600, (line, first)
     trained = ckpt.read_bytes()
 
@@ -142,12 +144,15 @@ def test_attack_stopped_and_killed_continues_to_the_uninterrupted_result(tmp_pat
     resumed = _train(*FOOL, "resume=true", log_dir=logs)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"continuing from {state} at update {second}" in resumed.stdout + resumed.stderr
+    assert f"test: 0 test batches scored here, 1 read from {progress}" in (resumed.stdout
+                                                                         + resumed.stderr)
     (got,) = _metrics(logs.rglob("metrics.json"))
     assert {k: v for k, v in got.items() if k.startswith(("fooling/", "test/"))} == \
         {k: v for k, v in want.items() if k.startswith(("fooling/", "test/"))}
     # evaluation only: the same steps, no training logged, the checkpoint untouched
     assert got["run/steps"] == want["run/steps"] == 40 and got["run/resumed_from"] == str(ckpt)
     assert ckpt.read_bytes() == trained and len(list(logs.rglob("last.ckpt"))) == 1
+    assert not progress.exists()
     later = [csv for csv in logs.rglob("metrics.csv") if ckpt.parent.parent not in csv.parents]
     assert later and not any("train/" in csv.read_text() for csv in later)
 

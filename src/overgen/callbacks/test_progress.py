@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 class TestProgress(pl.Callback):
     """Each rank saves the ``TestOutputs`` of its finished test batches to
     ``<state_dir>/test_progress.pt`` (``test_progress.rank<r>.pt`` on rank ``r``) at most
-    every ``save_every_s`` seconds (0: after every batch) and when stopped (SIGTERM /
-    SIGINT); ``train.py`` sets ``state_dir`` to the folder of the checkpoint it tests
-    (None: nothing is saved). A later test of the same weights (``weights_digest``), with
-    the same scores asked for, number of test batches and of ranks, hands the saved
-    batches to the model (``ScoringModule.scored``), which returns them unscored; saves of
-    other weights or settings are ignored with a warning. ``remove()`` deletes the file
-    once ``metrics.json`` is written."""
+    every ``save_every_s`` seconds (0: after every batch), after the last one and when
+    stopped (SIGTERM / SIGINT); ``train.py`` sets ``state_dir`` to the folder of the
+    checkpoint it tests (None: nothing is saved). A later test of the same weights
+    (``weights_digest``), with the same scores asked for, number of test batches and of
+    ranks, hands the saved batches to the model (``ScoringModule.scored``), which returns
+    them unscored; saves of other weights or settings are ignored with a warning.
+    ``remove()`` deletes the file once ``metrics.json`` is written."""
 
     __test__ = False  # not a pytest test class
 
@@ -91,12 +91,19 @@ class TestProgress(pl.Callback):
         if time.monotonic() - self.saved_at >= self.save_every_s:
             self._save()
 
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        """Every batch scored: saved for a stop in what follows (the fooling attack)."""
+        if self.path is not None:
+            self._save()
+
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         """On a stop during testing: save the finished batches, and say so."""
         if isinstance(exception, Stopped) and self.path is not None and self.batches:
             self._save()
+            n = len(self.batches)
             exception.saved = " and ".join(filter(None, [
-                exception.saved, f"the scores of {len(self.batches)} test batches in {self.path}"]))
+                f"the scores of {n} test batch{'es' if n > 1 else ''} in {self.path}",
+                exception.saved]))
 
     def on_test_end(self, trainer, pl_module: ScoringModule) -> None:
         if self.path is not None:

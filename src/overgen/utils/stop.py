@@ -45,6 +45,11 @@ def requested() -> bool:
     return _received is not None
 
 
+def received() -> int | None:
+    """The stop signal that arrived; None when none did."""
+    return _received
+
+
 def check(saved: str | None = None) -> None:
     """Raise ``Stopped(signal, saved)`` if a stop signal arrived."""
     if _received is not None:
