@@ -190,3 +190,22 @@ def test_sigterm_during_evaluation_keeps_scored_batches_and_resume_equals_uninte
     assert ckpt.read_bytes() == trained and not progress.exists()
     later = [csv for csv in logs.rglob("metrics.csv") if ckpt.parent.parent not in csv.parents]
     assert later and not any("train/" in csv.read_text() for csv in later)
+
+
+def test_the_same_signal_twice_at_once_is_one_and_a_later_one_ends_the_process(tmp_path):
+    """A signal sent to a whole process group and passed on by its first process arrives
+    twice within moments: one stop. A second one later ends the process at once."""
+    code = ("import os, signal, time\n"
+            "from overgen.utils import stop\n"
+            "stop.install()\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "print('stop requested:', stop.received() == signal.SIGTERM, flush=True)\n"
+            "time.sleep(stop.SAME_SIGNAL_S + 0.5)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "time.sleep(30)\n"
+            "print('still running')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout == "stop requested: True\n", proc.stdout + proc.stderr
+    assert proc.returncode == -signal.SIGTERM

@@ -391,3 +391,45 @@ def test_sigterm_to_a_ddp_job_stops_every_rank_and_resume_equals_uninterrupted(t
     (b,) = _metrics(logs.rglob("metrics.json"))
     assert b["run/resumed_from"] == str(ckpt) and b["run/steps"] == 300
     assert comparable(a) == comparable(b)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for path in Path(f"/proc/{pid}/task").glob("*/children")
+            for child in path.read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc needed")
+def test_sigterm_to_a_joblib_sweep_stops_the_jobs_in_its_workers(tmp_path):
+    """Before, the launcher died alone and its workers trained on; now each job saves its
+    step and stops, the workers end, and the sweep exits 143."""
+    logs = tmp_path / "logs"
+    proc = _train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *RINGS,
+                  "trainer.max_steps=50000", "seed=1,2", log_dir=logs, wait=False)
+    deadline = time.time() + 300
+    while sum("train/" in p.read_text() for p in logs.rglob("metrics.csv")) < 2:
+        assert proc.poll() is None and time.time() < deadline, "the two jobs did not train"
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    ckpts = sorted(logs.rglob("last.ckpt"))
+    assert len(ckpts) == 2
+    for ckpt in ckpts:
+        step = torch.load(ckpt, weights_only=True)["global_step"]
+        log = (ckpt.parent.parent / "train.log").read_text()
+        assert f"stopped by SIGTERM: saved {ckpt} at training step {step}; " in log
+        assert 0 < step < 50000
+    assert not list(logs.rglob("metrics.json"))
+    deadline = time.time() + 60
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)]
