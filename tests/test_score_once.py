@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from conftest import TINY, compose_cfg
 
 from overgen.callbacks import TestProgress
+from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier
 from overgen.models.base import merge_needs
 from overgen.networks import MLPDAE, ConvClassifier, ConvDAE
@@ -182,3 +183,9 @@ def test_saved_test_batches_are_returned_unscored_for_the_same_weights_only(
     with caplog.at_level(logging.WARNING):
         started()
     assert model.scored == {} and "saved for other weights or test settings" in caplog.text
+
+
+@pytest.mark.parametrize("value", [-1, "often", True])
+def test_test_progress_interval_must_be_seconds(value):
+    with pytest.raises(ConfigError, match=r"^test_progress.save_every_s="):
+        TestProgress(save_every_s=value)

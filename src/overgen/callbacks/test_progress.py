@@ -87,7 +87,8 @@ class TestProgress(pl.Callback):
                           dataloader_idx=0) -> None:
         if self.path is None:
             return
-        self.batches.setdefault(batch_idx, vars(outputs.to("cpu")))
+        if batch_idx not in self.batches:
+            self.batches[batch_idx] = vars(outputs.to("cpu"))
         if time.monotonic() - self.saved_at >= self.save_every_s:
             self._save()
 
