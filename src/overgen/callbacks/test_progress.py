@@ -1,6 +1,6 @@
 """An evaluation that keeps its progress: the scores of the finished test batches, saved
 beside the tested checkpoint, so ``resume=true`` after a stop or a kill during testing
-scores only the batches that were not finished."""
+scores only the batches whose scores were not saved."""
 
 from __future__ import annotations
 
