@@ -26,6 +26,11 @@ FOOL = ["experiment=fooling", "model=cnn", *TINY, "trainer.max_steps=40",
         "callbacks.fooling.digits=[0,1,2,3,4]", "callbacks.fooling.trials_per_digit=2",
         "callbacks.fooling.max_steps=600", "callbacks.fooling.lr=0.00001",
         "callbacks.fooling.thresholds=[0.9,0.99]", "callbacks.fooling.save_every=50"]
+# the open-set evaluation of a dAE with Hutchinson's curvature (random probes): 12 test
+# batches of 32, each scored in a fraction of a second on a CPU, saved after each batch
+EVAL = ["experiment=openset", "+known=3", "model=dae_sym", "+curvature=hutchinson", *TINY,
+        "trainer.max_steps=2", "trainer.limit_test_batches=12", "data.eval_batch_size=32",
+        "test_progress.save_every_s=0"]
 EXIT_WITHIN = 10  # seconds from the signal to the process's end
 
 
@@ -124,8 +129,10 @@ def test_attack_stopped_and_killed_continues_to_the_uninterrupted_result(tmp_pat
     first = _state_step(state)
     ckpt = state.parent / "last.ckpt"
     line = err.read_text().strip().splitlines()[-1]
+    progress = state.parent / "test_progress.pt"  # the test batch, scored before the attack
     assert line.startswith(f"stopped by SIGTERM: saved the trained model in {ckpt} and the "
-                           f"fooling attack at update {first} in {state}; continue with: ")
+                           f"scores of 1 test batch in {progress} and the fooling attack at "
+                           f"update {first} in {state}; continue with: ")
     assert line.endswith(" resume=true") and 50 <= first < 600, (line, first)
     trained = ckpt.read_bytes()
 
@@ -140,11 +147,68 @@ def test_attack_stopped_and_killed_continues_to_the_uninterrupted_result(tmp_pat
     resumed = _train(*FOOL, "resume=true", log_dir=logs)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"continuing from {state} at update {second}" in resumed.stdout + resumed.stderr
+    assert f"test: 0 test batches scored here, 1 read from {progress}" in (resumed.stdout
+                                                                         + resumed.stderr)
     (got,) = _metrics(logs.rglob("metrics.json"))
     assert {k: v for k, v in got.items() if k.startswith(("fooling/", "test/"))} == \
         {k: v for k, v in want.items() if k.startswith(("fooling/", "test/"))}
     # evaluation only: the same steps, no training logged, the checkpoint untouched
     assert got["run/steps"] == want["run/steps"] == 40 and got["run/resumed_from"] == str(ckpt)
     assert ckpt.read_bytes() == trained and len(list(logs.rglob("last.ckpt"))) == 1
+    assert not progress.exists()
     later = [csv for csv in logs.rglob("metrics.csv") if ckpt.parent.parent not in csv.parents]
     assert later and not any("train/" in csv.read_text() for csv in later)
+
+
+def test_sigterm_during_evaluation_keeps_scored_batches_and_resume_equals_uninterrupted(
+        tmp_path, mnist_dir):
+    """SIGTERM after some test batches saves their scores; the resumed job trains nothing,
+    scores only the other batches and ends with an uninterrupted run's metrics.json."""
+    full = _train(*EVAL, log_dir=tmp_path / "a")
+    assert full.returncode == 0, full.stderr[-2000:]
+    (want,) = _metrics((tmp_path / "a").rglob("metrics.json"))
+    assert not list((tmp_path / "a").rglob("test_progress.pt"))  # gone once finished
+
+    logs = tmp_path / "b"
+    proc, err = _start(*EVAL, log_dir=logs)
+    (progress,) = _wait_for(lambda: list(logs.rglob("test_progress.pt")), proc,
+                            "a scored test batch")
+    assert _stop(proc, signal.SIGTERM) < EXIT_WITHIN
+    assert proc.returncode == 143, err.read_text()[-2000:]
+    scored = len(torch.load(progress, weights_only=True)["batches"])
+    assert 0 < scored < 12, scored
+    ckpt = progress.parent / "last.ckpt"
+    line = err.read_text().strip().splitlines()[-1]
+    assert line.startswith(f"stopped by SIGTERM: saved the trained model in {ckpt} and the "
+                           f"scores of {scored} test batches in {progress}; continue with: ")
+    trained = ckpt.read_bytes()
+
+    resumed = _train(*EVAL, "resume=true", log_dir=logs)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (f"test: {12 - scored} test batches scored here, {scored} read from {progress}"
+            in resumed.stdout + resumed.stderr)
+    (got,) = _metrics(logs.rglob("metrics.json"))
+    assert got["run/resumed_from"] == str(ckpt) and got["run/steps"] == 2
+    assert comparable(got) == comparable(want)
+    assert ckpt.read_bytes() == trained and not progress.exists()
+    later = [csv for csv in logs.rglob("metrics.csv") if ckpt.parent.parent not in csv.parents]
+    assert later and not any("train/" in csv.read_text() for csv in later)
+
+
+def test_the_same_signal_twice_at_once_is_one_and_a_later_one_ends_the_process(tmp_path):
+    """A signal sent to a whole process group and passed on by its first process arrives
+    twice within moments: one stop. A second one later ends the process at once."""
+    code = ("import os, signal, time\n"
+            "from overgen.utils import stop\n"
+            "stop.install()\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "print('stop requested:', stop.received() == signal.SIGTERM, flush=True)\n"
+            "time.sleep(stop.SAME_SIGNAL_S + 0.5)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "time.sleep(30)\n"
+            "print('still running')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout == "stop requested: True\n", proc.stdout + proc.stderr
+    assert proc.returncode == -signal.SIGTERM

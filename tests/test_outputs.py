@@ -11,6 +11,8 @@ def test_file_names_are_the_contract():
                                     "gamma.json")
     assert outputs.fooling_state_file(0) == "fooling_state.pt"
     assert outputs.fooling_state_file(3) == "fooling_state.rank3.pt"
+    assert outputs.test_progress_file(0) == "test_progress.pt"
+    assert outputs.test_progress_file(1) == "test_progress.rank1.pt"
 
 
 def test_metric_keys_are_the_contract():

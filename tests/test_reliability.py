@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from helpers import ROOT, TINY, comparable, compose_cfg
 from hydra import compose, initialize_config_dir
+
+from overgen.checkpoints import RngStateInCheckpoint
 
 # the 2-D rings: a real training loop that runs ~100 steps/s on a CPU
 RINGS = ["experiment=rings2d", "callbacks=test_accuracy", *TINY, "trainer.deterministic=true"]
@@ -32,6 +40,12 @@ def _train(*args: str, log_dir: Path, env: dict | None = None, wait: bool = True
 
 def _metrics(run_dirs) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(run_dirs) if p.name == "metrics.json"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.mark.e2e
@@ -311,3 +325,124 @@ def test_slurm_launcher_needs_a_number_of_devices_before_submitting(devices, tmp
         f"error: trainer.devices={devices.split(',')[-1]!r} is not allowed: a positive whole "
         "number with hydra/launcher=slurm (SLURM's nodes, tasks and GPUs per node)")
     assert not (tmp_path / "logs").exists()  # nothing submitted, no sweep dir
+
+
+def _seeds(rank: int) -> tuple[int, int, int]:
+    """Each rank's own seeds of torch, numpy and Python."""
+    return 100 + rank, 200 + rank, 300 + rank
+
+
+def _rng_worker(rank: int, world: int, port: int, ckpt: str) -> None:
+    """Each rank seeds its generators its own way and saves them in a checkpoint (written
+    by rank 0, as Lightning does); then, as a resumed process, loads it and draws."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    cb, trainer = RngStateInCheckpoint(), SimpleNamespace(global_rank=rank)
+    torch_seed, numpy_seed, python_seed = _seeds(rank)
+    torch.manual_seed(torch_seed)
+    np.random.seed(numpy_seed)
+    random.seed(python_seed)
+    checkpoint: dict = {}
+    cb.on_save_checkpoint(trainer, None, checkpoint)
+    if rank == 0:
+        torch.save(checkpoint, ckpt)
+    dist.barrier()
+    torch.manual_seed(0)  # a fresh process: every rank alike
+    np.random.seed(0)
+    random.seed(0)
+    cb.on_load_checkpoint(trainer, None, torch.load(ckpt, weights_only=True))
+    drawn = [torch.rand(3).tolist(), np.random.rand(3).tolist(),
+             [random.random() for _ in range(3)]]
+    Path(f"{ckpt}.rank{rank}.json").write_text(json.dumps(drawn))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two fresh interpreters
+@pytest.mark.e2e
+def test_each_ddp_rank_resumes_its_own_random_state(tmp_path):
+    ckpt = tmp_path / "last.ckpt"
+    mp.spawn(_rng_worker, args=(2, _free_port(), str(ckpt)), nprocs=2)
+    for rank in (0, 1):
+        torch_seed, numpy_seed, python_seed = _seeds(rank)
+        python = random.Random(python_seed)
+        want = [torch.rand(3, generator=torch.Generator().manual_seed(torch_seed)).tolist(),
+                np.random.RandomState(numpy_seed).rand(3).tolist(),
+                [python.random() for _ in range(3)]]
+        assert json.loads(Path(f"{ckpt}.rank{rank}.json").read_text()) == want
+
+
+@pytest.mark.e2e
+def test_sigterm_to_a_ddp_job_stops_every_rank_and_resume_equals_uninterrupted(tmp_path):
+    """SIGTERM to the first process (Lightning passes it on to the other rank): both ranks
+    stop after the same training batch and save one checkpoint together; one line from
+    the first rank; resume=true ends with an uninterrupted DDP run's metrics."""
+    job = [*RINGS, "trainer=ddp", "trainer.devices=2", "trainer.max_steps=300",
+           "checkpoint.every_n_train_steps=5000"]
+    full = _train(*job, log_dir=tmp_path / "a")
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    logs = tmp_path / "b"
+    proc = _train(*job, log_dir=logs, wait=False)
+    deadline = time.time() + 300
+    while not any("train/" in p.read_text() for p in logs.rglob("metrics.csv")):
+        assert proc.poll() is None and time.time() < deadline, "no training step logged"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-3000:]
+    (ckpt,) = logs.rglob("last.ckpt")
+    step = torch.load(ckpt, weights_only=True)["global_step"]
+    assert 0 < step < 300, step
+    lines = [line for line in err.splitlines() if line.startswith("stopped by SIGTERM")]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"stopped by SIGTERM: saved {ckpt} at training step {step}; continue with: "), lines
+
+    resumed = _train(*job, "resume=true", log_dir=logs)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (a,) = _metrics((tmp_path / "a").rglob("metrics.json"))
+    (b,) = _metrics(logs.rglob("metrics.json"))
+    assert b["run/resumed_from"] == str(ckpt) and b["run/steps"] == 300
+    assert comparable(a) == comparable(b)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for path in Path(f"/proc/{pid}/task").glob("*/children")
+            for child in path.read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc needed")
+@pytest.mark.e2e
+def test_sigterm_to_a_joblib_sweep_stops_the_jobs_in_its_workers(tmp_path):
+    """Before, the launcher died alone and its workers trained on; now each job saves its
+    step and stops, the workers end, and the sweep exits 143."""
+    logs = tmp_path / "logs"
+    proc = _train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *RINGS,
+                  "trainer.max_steps=50000", "seed=1,2", log_dir=logs, wait=False)
+    deadline = time.time() + 300
+    while sum("train/" in p.read_text() for p in logs.rglob("metrics.csv")) < 2:
+        assert proc.poll() is None and time.time() < deadline, "the two jobs did not train"
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    ckpts = sorted(logs.rglob("last.ckpt"))
+    assert len(ckpts) == 2
+    for ckpt in ckpts:
+        step = torch.load(ckpt, weights_only=True)["global_step"]
+        log = (ckpt.parent.parent / "train.log").read_text()
+        assert f"stopped by SIGTERM: saved {ckpt} at training step {step}; " in log
+        assert 0 < step < 50000
+    assert not list(logs.rglob("metrics.json"))
+    deadline = time.time() + 60
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,12 +12,14 @@ import torch
 import torch.nn.functional as F
 from helpers import TINY, compose_cfg
 
+from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier
 from overgen.models.base import merge_needs
 from overgen.models.posthoc import FeatureFit
-from overgen.networks import ConvClassifier, ConvDAE
+from overgen.networks import MLPDAE, ConvClassifier, ConvDAE
 from overgen.scores import curvature_factor, reconstruction_error
 from overgen.tasks import train
+from overgen.test_progress import TestProgress
 
 OPENSET = ["data=mnist_openset", "+known=3", "model=dae_sym", "+curvature=hutchinson",
            "model.probes=2", *TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2"]
@@ -186,3 +190,64 @@ def test_dae_posthoc_scores_from_its_one_encoder_pass(monkeypatch):
     torch.testing.assert_close(out.posthoc["energy"], logits.logsumexp(-1))
     model.posthoc_wanted = False  # no evaluation reads them: none computed
     assert model.test_step((x, y), 0).posthoc == {}
+
+
+def _rings_dae(monkeypatch) -> DAEClassifier:
+    """A small 2-D dAE scoring in full, whose curvature is a stand-in that draws from
+    torch's generator as Hutchinson's probes do: a Gamma below 1 for about half the rows."""
+    torch.manual_seed(0)
+    model = DAEClassifier(MLPDAE(hidden=8), num_classes=3, beta=1.0).eval()
+    model.score_needs = {None: True}
+    monkeypatch.setattr(model, "curvature", lambda v: torch.randn(len(v)))
+    monkeypatch.setattr(model, "log", lambda *args, **kwargs: None)
+    return model
+
+
+def test_random_draws_of_a_test_batch_depend_on_its_index_alone(monkeypatch):
+    model = _rings_dae(monkeypatch)
+    batch = (torch.randn(16, 2), torch.randint(0, 3, (16,)))
+    first = model.test_step(batch, 3)
+    stream = torch.get_rng_state()
+    model.test_step(batch, 2)
+    assert torch.equal(torch.get_rng_state(), stream)  # the run's own stream untouched
+    torch.randn(5)  # which moves on between batches
+    again = model.test_step(batch, 3)
+    assert torch.equal(first.gamma, again.gamma) and torch.equal(first.scores[None],
+                                                                 again.scores[None])
+    assert (first.gamma < 1).any()
+    assert not torch.equal(first.gamma, model.test_step(batch, 2).gamma)
+
+
+def test_saved_test_batches_are_returned_unscored_for_the_same_weights_only(
+        monkeypatch, tmp_path, caplog):
+    model = _rings_dae(monkeypatch)
+    trainer = SimpleNamespace(global_rank=0, world_size=1, num_test_batches=[2])
+    batch = (torch.randn(16, 2), torch.randint(0, 3, (16,)))
+
+    def started() -> TestProgress:
+        progress = TestProgress(save_every_s=0)
+        progress.state_dir = str(tmp_path)
+        progress.on_test_epoch_start(trainer, model)
+        return progress
+
+    out = model.test_step(batch, 0)
+    started().on_test_batch_end(trainer, model, out, batch, 0)
+    started()
+    assert set(model.scored) == {0}
+    monkeypatch.setattr(model, "score_batch", lambda *args: pytest.fail("scored again"))
+    replayed = model.test_step(batch, 0)
+    for name in ("labels", "probs", "error", "gamma"):
+        assert torch.equal(getattr(replayed, name), getattr(out, name)), name
+    assert torch.equal(replayed.scores[None], out.scores[None])
+
+    with torch.no_grad():
+        model.network.head.bias.add_(1.0)  # other weights: the save is not theirs
+    with caplog.at_level(logging.WARNING):
+        started()
+    assert model.scored == {} and "saved for other weights or test settings" in caplog.text
+
+
+@pytest.mark.parametrize("value", [-1, "often", True])
+def test_test_progress_interval_must_be_seconds(value):
+    with pytest.raises(ConfigError, match=r"^test_progress.save_every_s="):
+        TestProgress(save_every_s=value)

@@ -4,6 +4,7 @@ resume is exact) and how one is read back."""
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -12,9 +13,12 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from overgen.errors import CheckpointError
+from overgen.utils import rng
 
 CHECKPOINT_KEY = "overgen"
 RNG_KEY = "overgen_rng"
+
+log = logging.getLogger(__name__)
 
 
 class ConfigInCheckpoint(pl.Callback):
@@ -35,23 +39,27 @@ class ConfigInCheckpoint(pl.Callback):
 
 
 class RngStateInCheckpoint(pl.Callback):
-    """Saves torch's CPU (and CUDA) generator state in each checkpoint and restores it on
-    resume: the dAE's training noise then continues as in an uninterrupted run. (Data
-    order has its own seeded generator per epoch; see ``ResumableLoader``.)"""
+    """Saves every DDP rank's random generators (``overgen.utils.rng``: torch's CPU and CUDA,
+    numpy's, Python's) in each checkpoint, and restores each rank's own on resume: the
+    dAE's training noise then continues as in an uninterrupted run. (Data order has its own
+    seeded generator per epoch; see ``ResumableLoader``.) Every rank must save together
+    (periodic checkpoints do; ``StopOnSignal`` stops all ranks after the same batch). A
+    rank the checkpoint has no state of (more ranks now) restores rank 0's, with a
+    warning; so do all ranks with checkpoints that kept rank 0's alone."""
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint[RNG_KEY] = {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+        checkpoint[RNG_KEY] = {"ranks": rng.every_rank(rng.state())}
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        state = checkpoint.get(RNG_KEY)
-        if state is None:
+        saved = checkpoint.get(RNG_KEY)
+        if saved is None:
             return
-        torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        ranks = saved.get("ranks", [saved])  # older checkpoints: rank 0's state alone
+        rank = trainer.global_rank
+        if rank >= len(ranks):
+            log.warning("resume: the checkpoint keeps the random state of %d rank(s); rank "
+                        "%d continues from rank 0's", len(ranks), rank)
+        rng.set_state(ranks[rank] if rank < len(ranks) else ranks[0])
 
 
 class PeriodicCheckpoint(ModelCheckpoint):

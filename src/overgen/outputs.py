@@ -12,10 +12,21 @@ ROC_FILE = "roc.json"  # the 1-class ROC curve (callbacks.OneClass)
 GAMMA_FILE = "gamma.json"  # exact gamma of some test images (overgen.report.gamma_check)
 
 
+def _rank_file(stem: str, rank: int) -> str:
+    """``<stem>.pt`` on DDP rank 0, ``<stem>.rank<r>.pt`` on rank ``r``."""
+    return f"{stem}{f'.rank{rank}' if rank else ''}.pt"
+
+
 def fooling_state_file(rank: int) -> str:
     """The fooling attack's saved state of DDP rank ``rank``: ``fooling_state.pt`` on rank
     0, ``fooling_state.rank<r>.pt`` on the others."""
-    return f"fooling_state{f'.rank{rank}' if rank else ''}.pt"
+    return _rank_file("fooling_state", rank)
+
+
+def test_progress_file(rank: int) -> str:
+    """The scores of the finished test batches of DDP rank ``rank``
+    (``callbacks.TestProgress``): ``test_progress.pt``, ``test_progress.rank<r>.pt``."""
+    return _rank_file("test_progress", rank)
 
 
 # -- metrics.json keys ----------------------------------------------------------------------

@@ -75,7 +75,7 @@ class JobRunning(Exception):
     """Another live process runs this job."""
 
 
-def _first_process() -> bool:
+def first_process() -> bool:
     """Not one of the extra ranks of a DDP job (started by Lightning or by SLURM)."""
     return all(os.environ.get(k, "0") == "0" for k in ("LOCAL_RANK", "NODE_RANK",
                                                        "SLURM_PROCID"))
@@ -87,7 +87,7 @@ def job_lock(search_dir: str | Path, overrides: list[str]) -> Iterator[None]:
     (``flock``) while the block runs; ``JobRunning`` when another live process holds it.
     The kernel drops the lock when its process ends, however it ends. Extra DDP ranks
     run under their first rank's lock."""
-    if not _first_process():
+    if not first_process():
         yield
         return
     job = " ".join(job_overrides(overrides))

@@ -42,6 +42,7 @@ from overgen.resume import earlier_runs_of, resume_point
 from overgen.runs import completed_metrics
 from overgen.scores import CURVATURE_METHODS
 from overgen.stopping import StopOnNonFiniteLoss, StopOnSignal
+from overgen.test_progress import TestProgress
 from overgen.utils.ddp import join_this_job
 from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
 from overgen.utils.io import atomic_write_json
@@ -207,8 +208,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     In a multirun, or with ``resume=true``, a job whose earlier run has a complete
     ``metrics.json`` is skipped (``overwrite=true`` runs it again). ``resume=true`` (or
     ``ckpt_path=last``) continues the newest earlier run's ``checkpoints/last.ckpt``,
-    with its W&B run id; a finished training is not trained again, and the fooling
-    attack continues from the state it saved beside that checkpoint.
+    with its W&B run id; a finished training is not trained again, and the test batches
+    and the fooling attack continue from what they saved beside that checkpoint.
     """
     started = time.monotonic()
     for key in ("resume", "overwrite"):
@@ -229,7 +230,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             return done
     ckpt_path, resume_id = resume_point(cfg, earlier) if resume else (cfg.ckpt_path, None)
     wandb_id = _set_wandb_id(cfg, resume_id)
-    extra = [_instantiate(cfg.checkpoint, "checkpoint"), RngStateInCheckpoint(),
+    progress = _instantiate(cfg.test_progress, "test_progress")
+    extra = [_instantiate(cfg.checkpoint, "checkpoint"), RngStateInCheckpoint(), progress,
              StopOnNonFiniteLoss(cfg.checkpoint.dirpath),
              ConfigInCheckpoint(OmegaConf.to_yaml(cfg), overrides, group_choices(), wandb_id)]
     choices = group_choices()
@@ -243,7 +245,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     tested = _tested_checkpoint(cfg, ckpt_path)
     for cb in callbacks:
-        if isinstance(cb, FoolingAttack) and tested:
+        if isinstance(cb, (FoolingAttack, TestProgress)) and tested:
             cb.state_dir = os.path.dirname(tested)
     try:
         trainer.test(model, datamodule=datamodule)
@@ -255,6 +257,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, choices, started)
     metrics["run/resumed_from"] = ckpt_path
     _write_metrics(cfg, trainer, metrics)
+    progress.remove()
     log_tables(trainer.loggers, metrics, cfg.paths.output_dir)
     return metrics
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
@@ -75,6 +77,28 @@ class TestOutputs:
     #: post-hoc scores ``[B]`` by name (``outputs.POSTHOC_SCORES``, ``models.posthoc``) where
     #: an evaluation reads them (``Evaluation.reads_posthoc``) and the model has logits
     posthoc: dict[str, Tensor] = field(default_factory=dict)
+    #: the batch's values that ``test_step`` logs (``test/mse``, ``test/loss``), scalars
+    logged: dict[str, Tensor] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> TestOutputs:
+        """A copy with every tensor detached and on ``device``."""
+        return TestOutputs(**{f.name: _moved(getattr(self, f.name), device)
+                              for f in fields(self)})
+
+
+def _moved(value: Any, device: torch.device | str) -> Any:
+    """``value`` (a tensor, a dict of them or None) detached and on ``device``."""
+    if isinstance(value, dict):
+        return {k: _moved(v, device) for k, v in value.items()}
+    return value.detach().to(device) if isinstance(value, Tensor) else value
+
+
+def batch_seed(rank: int, batch_idx: int) -> int:
+    """The seed of test batch ``batch_idx`` on DDP rank ``rank``: a function of the run's
+    seed (``pl.seed_everything``'s ``PL_GLOBAL_SEED``), the rank and the batch alone."""
+    run_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+    state = np.random.SeedSequence([run_seed, rank, batch_idx]).generate_state(2, np.uint32)
+    return int(state[0]) << 32 | int(state[1])
 
 
 class Scorer(Protocol):
@@ -109,6 +133,9 @@ class ScoringModule(pl.LightningModule):
         self.score_needs: ScoreNeeds = {}
         self.posthoc_wanted = False  # an evaluation reads TestOutputs.posthoc
         self.feature_fit: FeatureFit | None = None
+        #: test batches an earlier, stopped evaluation of these weights scored, by batch
+        #: index (``callbacks.TestProgress``): ``test_step`` returns them as they are
+        self.scored: dict[int, TestOutputs] = {}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         network = getattr(self, "network", None)
@@ -164,6 +191,23 @@ class ScoringModule(pl.LightningModule):
         return posthoc_scores(logits, probs, hidden, self.feature_fit, reconstruction)
 
     def test_step(self, batch, batch_idx: int) -> TestOutputs:
+        """The batch scored once for every evaluation (``score_batch``), or read from
+        ``self.scored``; its ``logged`` values logged. Scoring draws its random numbers
+        (Hutchinson's probes) from torch's CPU generator seeded by ``batch_seed``, so a
+        batch's scores do not depend on the batches scored before it (a resumed evaluation
+        equals an uninterrupted one) and the run's own random stream is left as it was."""
+        out = self.scored.get(batch_idx)
+        if out is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(batch_seed(self.global_rank, batch_idx))
+                out = self.score_batch(batch, batch_idx)
+        else:
+            out = out.to(self.device)
+        for name, value in out.logged.items():
+            self.log(name, value, sync_dist=True)
+        return out
+
+    def score_batch(self, batch, batch_idx: int) -> TestOutputs:
         """The batch scored once for every evaluation (``self.score_needs``)."""
         x, y = batch
         return TestOutputs(y, self.scores_for(x, self.score_needs))

@@ -77,13 +77,13 @@ class Classifier(ScoringModule):
         x, y = batch
         self.log("val/loss", cool_loss(self(x), y, self.omega), prog_bar=True, sync_dist=True)
 
-    def test_step(self, batch, batch_idx: int) -> TestOutputs:
-        """``test/loss``, the batch's scores (alike at every threshold) and its post-hoc
-        scores (MSP on the class probabilities, max logit and energy over all output units),
-        one forward pass."""
+    def score_batch(self, batch, batch_idx: int) -> TestOutputs:
+        """The batch's scores (alike at every threshold), its post-hoc scores (MSP on the
+        class probabilities, max logit and energy over all output units) and
+        ``test/loss``, one forward pass."""
         x, y = batch
         logits, h = self._logits_and_hidden(x)
-        self.log("test/loss", cool_loss(logits, y, self.omega), sync_dist=True)
         scores, probs = cool_scores(logits, self.omega), class_log_probs(logits, self.omega).exp()
         return TestOutputs(y, dict.fromkeys(self.score_needs, scores), probs,
-                           posthoc=self.posthoc_for(logits, probs, h))
+                           posthoc=self.posthoc_for(logits, probs, h),
+                           logged={"test/loss": cool_loss(logits, y, self.omega)})

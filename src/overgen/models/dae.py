@@ -249,18 +249,17 @@ class DAEClassifier(ScoringModule):
         self.log("val/mse", F.mse_loss(self.reconstruct(x), x), prog_bar=True, sync_dist=True)
         self.log("val/ce", F.cross_entropy(self(x), y), sync_dist=True)
 
-    def test_step(self, batch, batch_idx: int) -> TestOutputs:
-        """``test/mse``, ``test/loss``, the batch scored for every evaluation
-        (``self.score_needs``) and its post-hoc scores (``exp(-alpha e/D)`` with
+    def score_batch(self, batch, batch_idx: int) -> TestOutputs:
+        """The batch scored for every evaluation (``self.score_needs``) with its
+        ``test/mse``, ``test/loss`` and post-hoc scores (``exp(-alpha e/D)`` with
         ``model.alpha`` among them), all from one encoder pass."""
         x, y = batch
         h, ctx = self.network.encode(x)
         r, logits = self.network.decode(h, ctx), self.network.classify(h)
-        self.log(TEST_MSE, F.mse_loss(r, x), sync_dist=True)
-        self.log("test/loss", F.cross_entropy(logits, y), sync_dist=True)
+        logged = {TEST_MSE: F.mse_loss(r, x), "test/loss": F.cross_entropy(logits, y)}
         e, probs = reconstruction_error(x, r), logits.softmax(-1)
         needs = self.score_needs
         scores, gamma = self._scores(x, e, probs, list(needs), list(needs.values()))
         reconstruction = error_factor(e, self.alpha, x[0].numel())
         return TestOutputs(y, dict(zip(needs, scores, strict=True)), probs, e, gamma,
-                           self.posthoc_for(logits, probs, h, reconstruction))
+                           self.posthoc_for(logits, probs, h, reconstruction), logged)

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from overgen.errors import ConfigError, OvergenError
-from overgen.runs import JobRunning, job_lock, record_failure
+from overgen.runs import JobRunning, first_process, job_lock, record_failure
 from overgen.utils import stop
 from overgen.utils.console import quiet_known_noise
 from overgen.utils.ddp import isolated_job
@@ -52,15 +52,17 @@ def _record(cfg: DictConfig, exc: BaseException) -> None:
 
 
 def _stopped(cfg: DictConfig, exc: BaseException) -> NoReturn:
-    """One line (what was saved, the command that continues) and exit 128 + signal.
-    Lightning's own ``SIGTERMException`` counts as SIGTERM."""
+    """One line (what was saved, the command that continues; from the first process of a
+    DDP job alone) and exit 128 + signal. Lightning's own ``SIGTERMException`` counts as
+    SIGTERM."""
     signum = getattr(exc, "signum", signal.SIGTERM)
     train = "resume" in cfg
     saved = getattr(exc, "saved", None) or ("nothing new since the last checkpoint" if train
                                             else "nothing (evaluate.py starts over)")
     args = [a for a in sys.argv[1:] if a.split("=", 1)[0] != "resume"]
     again = shlex.join(["python", sys.argv[0], *args, *(["resume=true"] if train else [])])
-    _say(f"stopped by {signal.Signals(signum).name}: saved {saved}; continue with: {again}")
+    if first_process():
+        _say(f"stopped by {signal.Signals(signum).name}: saved {saved}; continue with: {again}")
     sys.exit(128 + signum)
 
 

@@ -12,6 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from overgen.errors import ConfigError
+from overgen.utils import stop
 from overgen.utils.entry import EXIT_USER_ERROR
 
 # SLURM's nodes, tasks and GPUs per node come from these (conf/hydra/launcher/slurm.yaml)
@@ -68,3 +69,14 @@ class Preflight(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         check_slurm(config)
         check_log_dir(config)
+
+
+class PassOnToWorkers(Callback):
+    """With ``hydra/launcher=joblib``, the sweep's launching process passes SIGTERM /
+    SIGINT on to its workers (``overgen.utils.stop.pass_on_to_children``) and ends when
+    their jobs have stopped. (The basic launcher runs the jobs in its own process; a
+    SLURM job stops on its own.)"""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if str(OmegaConf.select(config, "hydra.launcher._target_")).endswith(".JoblibLauncher"):
+            stop.pass_on_to_children()
