@@ -19,3 +19,4 @@ if (( ${#main[@]} )); then
 fi
 python -m overgen.report.summary ${main[@]+"${main[@]}"} --ablation results/ablation.json \
   --out results/summary.json
+python -m overgen.report.claims results/summary.json --out results/claims.md

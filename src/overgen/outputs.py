@@ -10,6 +10,7 @@ ERROR_FILE = "error.json"  # why a run failed (overgen.runs)
 SKIPPED_FILE = "skipped.json"  # a job that had finished already (overgen.tasks)
 ROC_FILE = "roc.json"  # the 1-class ROC curve (callbacks.OneClass)
 GAMMA_FILE = "gamma.json"  # exact gamma of some test images (overgen.report.gamma_check)
+RINGS_CHECK_FILE = "rings_check.json"  # c(x) on and off the rings (overgen.report.rings_check)
 
 
 def _rank_file(stem: str, rank: int) -> str:

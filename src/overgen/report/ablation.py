@@ -132,8 +132,9 @@ def openset_rows(openset: list[dict], mnist: list[dict]) -> tuple[list[str], lis
     return header, rows, summary
 
 
-def gamma_cell(runs: list[dict]) -> str:
-    """``positive of checked`` test images with gamma > 0 over the runs' ``gamma.json``."""
+def gamma_counts(runs: list[dict]) -> tuple[int, int]:
+    """``(positive, checked)``: test images with gamma > 0, of those checked, over the runs'
+    ``gamma.json``."""
     checked = positive = 0
     for run in runs:
         path = Path(run["dir"]) / GAMMA_FILE
@@ -141,6 +142,12 @@ def gamma_cell(runs: list[dict]) -> str:
             data = json.loads(path.read_text())
             checked += data["images"]
             positive += data["positive"]
+    return positive, checked
+
+
+def gamma_cell(runs: list[dict]) -> str:
+    """``positive/checked`` (``gamma_counts``), ``–`` when no run was checked."""
+    positive, checked = gamma_counts(runs)
     return f"{positive}/{checked}" if checked else "–"
 
 
@@ -162,7 +169,8 @@ def write(dirs: list[str], out: str) -> dict:
         ("h", 2, "Open set and ten-digit test (Fig. 4 / Table I panel)"), ("table", (h2, r2))]
     text = to_markdown(blocks, os.path.dirname(out) or ".")
     atomic_write_text(out, text)
-    return {**s1, **s2}
+    positive, checked = gamma_counts(runs)
+    return {**s1, **s2, "ablation/gamma/positive": positive, "ablation/gamma/checked": checked}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The reproduction's numbers as one flat JSON (``results/summary.json``), each with its epochs.
 
 Keys: ``table1/<model>/<metric>``, ``fig4/<model>/k<K>/f_mean|f_std|n``,
-``fig5/<model>/auroc_mean``, ``fig5/<model>/auroc/<digit>``, ``fig2/<metric>``, every group
+``fig5/<model>/auroc_mean``, ``fig5/<model>/auroc/<digit>``, ``fig2/<metric>`` (with the
+``rings_check.json`` values, ``fig2/c_*``), every group
 also with ``.../epochs`` (the distinct epoch counts of its runs, ``"3"`` or ``"3/10"``), and
 the ``ablation/...`` values of ``python -m overgen.report.ablation --summary``.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from overgen.outputs import (
     ONECLASS_AUROC,
     ONECLASS_DIGIT,
     OPENSET_F1,
+    RINGS_CHECK_FILE,
     RINGS_FIGURE,
     RUN_EPOCHS,
     RUN_MODEL,
@@ -92,7 +95,24 @@ def summarize(runs: list[dict]) -> dict:
             out[f"fig2/{name.split('/')[1]}"] = v
     if rings:
         out["fig2/steps"] = int(np.mean(values(rings, RUN_STEPS)))
+    out.update(rings_check(rings))
     return out
+
+
+def rings_check(rings: list[dict]) -> dict:
+    """``fig2/c_*`` and ``fig2/gamma_*`` from the newest rings run with a
+    ``rings_check.json`` (``overgen.report.rings_check``): the median and 10th percentile of
+    ``c`` on ring samples, the largest ``c`` at the centres and far points, the smallest
+    ``gamma`` at the centres and the share of ring samples with ``gamma > 0``."""
+    checked = [Path(r["dir"]) / RINGS_CHECK_FILE for r in rings]
+    checked = sorted(p for p in checked if p.is_file())
+    if not checked:
+        return {}
+    c = json.loads(checked[-1].read_text())
+    return {"fig2/c_rings_median": c["c_rings_median"], "fig2/c_rings_p10": c["c_rings_p10"],
+            "fig2/c_centres_max": max(c["c_centres"]), "fig2/c_far_max": max(c["c_far"]),
+            "fig2/gamma_centres_min": min(c["gamma_centres"]),
+            "fig2/gamma_rings_positive": c["gamma_rings_positive"]}
 
 
 def main(argv: list[str] | None = None) -> int:

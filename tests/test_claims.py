@@ -1,0 +1,114 @@
+"""The claims table: each verdict from its rule on hand-made summary values, pending when
+the runs are missing, and the rings check that feeds Fig. 2's rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from overgen.report import claims
+from overgen.report.rings_check import CENTRES, FAR, check
+
+
+def verdicts(summary: dict) -> list[str]:
+    return [row[3] for row in claims.table(summary)[1]]
+
+
+def _fooling(dae: float, cnn: float) -> dict:
+    return {f"table1/{m}/fooled@{t}": v for m, v in (("dae_sym", dae), ("cnn", cnn))
+            for t in ("0.90", "0.99")}
+
+
+def _fig4(dae: list[float], cnn: list[float], cool: list[float]) -> dict:
+    return {f"fig4/{m}/k{k}/f_mean": f for m, fs in (("dae_sym", dae), ("cnn", cnn),
+                                                     ("cool", cool))
+            for k, f in enumerate(fs, 1)}
+
+
+def _fig5(dae: float, ocsvm: float, cool: float) -> dict:
+    return {k: v for m, a in (("dae_oneclass", dae), ("ocsvm", ocsvm), ("cool", cool))
+            for k, v in ((f"fig5/{m}/auroc_mean", a), (f"fig5/{m}/digits", 10))}
+
+
+def test_nothing_run_is_pending_everywhere():
+    assert verdicts({}) == ["pending"] * len(claims.CLAIMS)
+
+
+@pytest.mark.parametrize("dae,cnn,verdict", [
+    (0.0, 1.0, "reproduced"), (0.005, 0.9, "reproduced"),  # 1 of 200 trials; 90% exactly
+    (0.02, 1.0, "partly"), (0.0, 0.5, "partly"), (0.5, 0.5, "not reproduced")])
+def test_fooling_rule(dae, cnn, verdict):
+    assert verdicts(_fooling(dae, cnn))[0] == verdict
+
+
+@pytest.mark.parametrize("acc,at90,at99,verdict", [
+    (0.99, 0.98, 0.965, "reproduced"), (0.99, 0.97, 0.70, "partly"),
+    (0.99, 0.93, 0.72, "not reproduced")])
+def test_thresholding_rule(acc, at90, at99, verdict):
+    s = {"table1/dae_sym/acc": acc, "table1/dae_sym/acc@0.90": at90,
+         "table1/dae_sym/acc@0.99": at99}
+    assert verdicts(s)[1] == verdict
+
+
+def test_openset_rule_counts_the_k_where_the_dae_is_above_both():
+    # K=1..3: the dAE on top at K=1 and K=3 (2 of 3: more than half)
+    s = _fig4([0.9, 0.5, 0.8], [0.7, 0.6, 0.1], [0.2, 0.2, 0.85])
+    s["fig4/dae_sym/k3/f_mean"] = 0.86
+    (row,) = [r for r in claims.table(s)[1] if r[0].startswith("Fig. 4")]
+    assert row[3] == "partly" and "K = 1, 3 of K = 1, 2, 3" in row[2]
+    assert verdicts(_fig4([0.9, 0.9], [0.5, 0.5], [0.5, 0.5]))[2] == "reproduced"
+    assert verdicts(_fig4([0.1, 0.9], [0.5, 0.5], [0.5, 0.5]))[2] == "not reproduced"  # 1 of 2
+    # a K without all three models is not judged
+    assert verdicts({"fig4/dae_sym/k1/f_mean": 0.9, "fig4/cnn/k1/f_mean": 0.1})[2] == "pending"
+
+
+@pytest.mark.parametrize("aucs,verdict", [
+    ((0.964, 0.952, 0.753), "reproduced"), ((0.82, 0.96, 0.92), "not reproduced"),
+    ((0.93, 0.96, 0.92), "partly"), ((0.97, 0.90, 0.95), "partly")])
+def test_oneclass_rule(aucs, verdict):
+    assert verdicts(_fig5(*aucs))[3] == verdict
+
+
+def test_oneclass_waits_for_all_ten_digits():
+    s = _fig5(0.99, 0.5, 0.4)
+    s["fig5/ocsvm/digits"] = 3
+    assert verdicts(s)[3] == "pending"
+
+
+class _Rings:
+    """A stand-in rings model: c = 1 within 0.2 of the unit circle around (1, 1), else 0;
+    gamma = 2 - distance to (1, 1)."""
+
+    def confidence(self, x):
+        return ((x - 1).norm(dim=1).sub(1).abs() < 0.2).float()
+
+    def curvature(self, x):
+        return 2 - (x - 1).norm(dim=1)
+
+
+def test_rings_check_values_and_the_two_rings_claims():
+    c = check(_Rings(), samples=300)
+    centres, far = torch.tensor(CENTRES), torch.tensor(FAR)
+    assert c["c_centres"] == _Rings().confidence(centres).tolist()  # all 0: at a centre
+    assert c["gamma_centres"] == pytest.approx(_Rings().curvature(centres).tolist())
+    assert c["c_far"] == _Rings().confidence(far).tolist()
+    # the stand-in's band holds at most the samples of one ring of three: median c is 0
+    assert c["c_rings_median"] == 0.0 and c["ring_samples"] == 300
+    s = {"fig2/c_rings_median": 0.95, "fig2/c_centres_max": max(c["c_centres"]),
+         "fig2/c_far_max": 0.3, "fig2/gamma_centres_min": min(c["gamma_centres"])}
+    # c 0.3 at a far point: partly; gamma at (-1, 1) and (1, -1) is 2 - 2 = 0: not > 0
+    assert verdicts(s)[4:] == ["partly", "not reproduced"]
+    s.update({"fig2/c_far_max": 0.0, "fig2/gamma_centres_min": 0.5})
+    assert verdicts(s)[4:] == ["reproduced", "reproduced"]
+
+
+def test_claims_cli_writes_the_table_and_refuses_a_missing_summary(tmp_path, capsys):
+    (tmp_path / "summary.json").write_text(json.dumps(_fooling(0.0, 1.0)))
+    out = tmp_path / "claims.md"
+    assert claims.main([str(tmp_path / "summary.json"), "--out", str(out)]) == 0
+    assert "| reproduced |" in out.read_text() and out.read_text().count("| pending |") == 5
+    assert claims.main([str(tmp_path / "none.json"), "--out", str(tmp_path / "x.md")]) == 2
+    assert capsys.readouterr().err.startswith("error: summary=")
+    assert not (tmp_path / "x.md").exists()
