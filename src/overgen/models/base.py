@@ -164,8 +164,13 @@ class ScoringModule(pl.LightningModule):
         return posthoc_scores(logits, probs, hidden, self.feature_fit, reconstruction)
 
     def test_step(self, batch, batch_idx: int) -> TestOutputs:
-        """The batch scored once for every evaluation (``self.score_needs``)."""
-        x, y = batch
+        """The batch scored once for every evaluation (``self.score_needs``); models log
+        their test losses here too."""
+        return self.score_batch(*batch)
+
+    def score_batch(self, x: Tensor, y: Tensor) -> TestOutputs:
+        """``test_step``'s ``TestOutputs`` of ``x`` without its logging, for evaluations that
+        score images of their own (``callbacks.FarOOD``; ``y`` is only passed through)."""
         return TestOutputs(y, self.scores_for(x, self.score_needs))
 
     def class_scores_at(self, x: Tensor, thresholds: Sequence[float],

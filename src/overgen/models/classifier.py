@@ -78,12 +78,20 @@ class Classifier(ScoringModule):
         self.log("val/loss", cool_loss(self(x), y, self.omega), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch, batch_idx: int) -> TestOutputs:
-        """``test/loss``, the batch's scores (alike at every threshold) and its post-hoc
-        scores (MSP on the class probabilities, max logit and energy over all output units),
-        one forward pass."""
+        """``test/loss`` and ``score_batch``, one forward pass."""
         x, y = batch
-        logits, h = self._logits_and_hidden(x)
+        outputs, logits = self._scored(x, y)
         self.log("test/loss", cool_loss(logits, y, self.omega), sync_dist=True)
+        return outputs
+
+    def score_batch(self, x: Tensor, y: Tensor) -> TestOutputs:
+        """The batch's scores (alike at every threshold) and its post-hoc scores (MSP on the
+        class probabilities, max logit and energy over all output units)."""
+        return self._scored(x, y)[0]
+
+    def _scored(self, x: Tensor, y: Tensor) -> tuple[TestOutputs, Tensor]:
+        """``score_batch`` and the logits ``[B, U]`` it is computed from."""
+        logits, h = self._logits_and_hidden(x)
         scores, probs = cool_scores(logits, self.omega), class_log_probs(logits, self.omega).exp()
         return TestOutputs(y, dict.fromkeys(self.score_needs, scores), probs,
-                           posthoc=self.posthoc_for(logits, probs, h))
+                           posthoc=self.posthoc_for(logits, probs, h)), logits

@@ -249,17 +249,25 @@ class DAEClassifier(ScoringModule):
         self.log("val/ce", F.cross_entropy(self(x), y), sync_dist=True)
 
     def test_step(self, batch, batch_idx: int) -> TestOutputs:
-        """``test/mse``, ``test/loss``, the batch scored for every evaluation
-        (``self.score_needs``) and its post-hoc scores (``exp(-alpha e/D)`` with
-        ``model.alpha`` among them), all from one encoder pass."""
+        """``test/mse``, ``test/loss`` and ``score_batch``, all from one encoder pass."""
         x, y = batch
-        h, ctx = self.network.encode(x)
-        r, logits = self.network.decode(h, ctx), self.network.classify(h)
+        outputs, r, logits = self._scored(x, y)
         self.log(TEST_MSE, F.mse_loss(r, x), sync_dist=True)
         self.log("test/loss", F.cross_entropy(logits, y), sync_dist=True)
+        return outputs
+
+    def score_batch(self, x: Tensor, y: Tensor) -> TestOutputs:
+        """The batch scored for every evaluation (``self.score_needs``) and its post-hoc
+        scores (``exp(-alpha e/D)`` with ``model.alpha`` among them)."""
+        return self._scored(x, y)[0]
+
+    def _scored(self, x: Tensor, y: Tensor) -> tuple[TestOutputs, Tensor, Tensor]:
+        """``score_batch``, the reconstruction ``[B, ...]`` and the logits ``[B, C]``."""
+        h, ctx = self.network.encode(x)
+        r, logits = self.network.decode(h, ctx), self.network.classify(h)
         e, probs = reconstruction_error(x, r), logits.softmax(-1)
         needs = self.score_needs
         scores, gamma = self._scores(x, e, probs, list(needs), list(needs.values()))
         reconstruction = error_factor(e, self.alpha, x[0].numel())
-        return TestOutputs(y, dict(zip(needs, scores, strict=True)), probs, e, gamma,
-                           self.posthoc_for(logits, probs, h, reconstruction))
+        return (TestOutputs(y, dict(zip(needs, scores, strict=True)), probs, e, gamma,
+                            self.posthoc_for(logits, probs, h, reconstruction)), r, logits)
