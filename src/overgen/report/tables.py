@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from overgen.outputs import (
+    FINAL_SCORE,
     FOOLING_RATE,
     FOOLING_STEPS,
     ONECLASS_AUROC,
@@ -125,7 +126,6 @@ def openset_table(points: dict[str, list[dict]], runs: list[dict]) -> Table:
 # AUPR (docs/method.md §5)
 OOD_HEADERS = {"auroc": "AUROC", "aupr_in": "AP in", "aupr_out": "AP out",
                "fpr@95tpr": "FPR@95TPR"}
-FINAL_SCORE = "final"
 
 
 def _posthoc_found(runs: list[dict], prefix: str, name: str) -> list[str]:
