@@ -8,11 +8,12 @@ dict (flat keys, ``overgen.outputs``) is merged into the run's ``metrics.json``.
 from overgen.callbacks.accuracy import TestAccuracy
 from overgen.callbacks.checkpoint_config import ConfigInCheckpoint, RngStateInCheckpoint
 from overgen.callbacks.evaluation import Evaluation
+from overgen.callbacks.far_ood import FarOOD
 from overgen.callbacks.finite_loss import StopOnNonFiniteLoss
 from overgen.callbacks.fooling import FoolingAttack
 from overgen.callbacks.oneclass import OneClass
 from overgen.callbacks.openset import OpenSet
 from overgen.callbacks.rings_figure import RingsFigure
 
-__all__ = ["ConfigInCheckpoint", "Evaluation", "FoolingAttack", "OneClass", "OpenSet",
+__all__ = ["ConfigInCheckpoint", "Evaluation", "FarOOD", "FoolingAttack", "OneClass", "OpenSet",
            "RingsFigure", "RngStateInCheckpoint", "StopOnNonFiniteLoss", "TestAccuracy"]
