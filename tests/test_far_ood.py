@@ -16,7 +16,7 @@ from overgen.callbacks import FarOOD
 from overgen.data.far_ood import far_ood_images, load_fooling_images
 from overgen.errors import ConfigError
 from overgen.outputs import FAR_OOD_NAMES, FAR_OOD_SETS, POSTHOC_SCORES, far_ood_key
-from overgen.tasks import train
+from overgen.tasks import _instantiate_all, train
 
 DIGITS = torch.rand(30, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 GENERATED = ("gaussian", "uniform", "constant", "inverted")
@@ -62,6 +62,14 @@ def test_fooling_file_round_trip(tmp_path):
 def test_bad_settings(kwargs, key):
     with pytest.raises(ConfigError, match=f"callbacks.far_ood.{key}"):
         FarOOD(**kwargs)
+
+
+def test_config_adds_the_callback_beside_any_evaluation(tmp_path):
+    cfg = compose_cfg("train", ["experiment=openset", "+callbacks/far_ood=default"], tmp_path)
+    built = _instantiate_all(cfg.callbacks, "callbacks")
+    far = [cb for cb in built if isinstance(cb, FarOOD)]
+    assert len(far) == 1 and len(built) == 3  # test_accuracy, openset, far_ood
+    assert far[0].seed == cfg.seed and far[0].sets == list(FAR_OOD_SETS)
 
 
 def test_fooling_set_without_a_file_is_skipped_with_a_log_line(caplog):
