@@ -12,6 +12,7 @@ import signal
 import socket
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -273,6 +274,12 @@ def test_fooling_figure_shows_each_image_final_score(tmp_path, monkeypatch):
         assert line == " | ".join(f"{v:.3f}" for v in scores)
         assert re.fullmatch(rf"{digit}: [012]/2", head)
     assert "final score at 0.50 | 0.90" in saved[0].get_suptitle()
+    # every trial's final image saved (float16) for far-OOD runs: the ones shown among them
+    kept = torch.as_tensor(np.load(cb.results["fooling/images_file"]).astype(np.float32))
+    assert kept.shape == (6, 784)
+    for ax in images:
+        x = torch.as_tensor(ax.images[0].get_array().data, dtype=torch.float32).flatten()
+        assert (kept - x).abs().amax(-1).min() < 1e-3
 
 
 def test_frozen_restores_model():
@@ -311,7 +318,9 @@ def test_ddp_gather_equals_one_process(tmp_path):
                                    global_step=0, progress_bar_callback=None), tiny_model())
     ddp = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert ddp.pop("figure/fooling").endswith("fooling.png")
-    one = {k: v for k, v in cb.results.items() if k != "figure/fooling"}
+    assert ddp.pop("fooling/images_file").endswith("fooling_images.npy")
+    one = {k: v for k, v in cb.results.items() if k not in ("figure/fooling",
+                                                             "fooling/images_file")}
     assert ddp == one and one["fooling/trials"] == 6 and one["fooling/rate@0.50"] > 0
 
 

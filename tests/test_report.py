@@ -37,11 +37,14 @@ def _table_one(root: Path) -> None:
         "run/model": "cnn", "run/data": "mnist", "test/acc": 0.99, "test/acc@0.90": 0.98,
         "test/acc@0.99": 0.96, "fooling/rate@0.90": 1.0, "fooling/steps@0.90": 60.0,
         "fooling/rate@0.99": 0.9, "fooling/steps@0.99": 180.0, "figure/fooling": "fool.png",
-        "fooling/rate@0.50": 1.0, "fooling/steps@0.50": 20.0})  # a threshold beyond Table I
+        "fooling/rate@0.50": 1.0, "fooling/steps@0.50": 20.0,  # a threshold beyond Table I
+        "ood/gaussian/final/auroc": 0.9, "ood/gaussian/final/fpr@95tpr": 0.25,
+        "ood/gaussian/msp/auroc": 0.8, "ood/inverted/final/auroc": 0.7})
     _run(root, "t1/1", **fooling, **{
         "run/model": "cnn", "run/data": "mnist", "test/acc": 0.98, "test/acc@0.90": 0.97,
         "test/acc@0.99": 0.94, "fooling/rate@0.90": 0.9, "fooling/steps@0.90": 70.0,
-        "fooling/rate@0.99": 0.8, "fooling/steps@0.99": 200.0})
+        "fooling/rate@0.99": 0.8, "fooling/steps@0.99": 200.0,
+        "ood/gaussian/final/auroc": 0.7})
     _run(root, "t1/2", **fooling, **{
         "run/model": "dae_sym", "run/data": "mnist", "run/curvature": "hutchinson",
         "test/acc": 0.985, "test/mse": 0.003, "fooling/rate@0.90": 0.0,
@@ -131,6 +134,20 @@ def test_openset(report):
     # only the open-set threshold's alpha; cnn has none
     assert ("The dAE's alpha at the threshold: dae_sym (exact curvature): alpha 3 at 0.99."
             in openset_text)
+
+
+def test_far_ood(report):
+    """Sets as columns, only those some run has; the mean AUROC, then FPR@95TPR."""
+    text = report[1].split("### Far-OOD sets")[1].split("## Fig. 5")[0]
+    tables = [t for t in text.split("\n\n") if t.startswith("| model")]
+    assert len(tables) == 2
+    auroc, fpr = tables
+    assert auroc.startswith("| model | score | gaussian | inverted | from |")
+    assert f"| cnn | final | 0.800 | 0.700 [n=1] | n=2, epochs=3, {FROM} |" in auroc
+    assert f"| cnn | msp | 0.800 [n=1] | – | n=2, epochs=3, {FROM} |" in auroc
+    assert "mahalanobis" not in auroc and "dae_sym" not in auroc
+    assert fpr.startswith("| model | score | gaussian | from |")
+    assert f"| cnn | final | 0.250 [n=1] | n=2, epochs=3, {FROM} |" in fpr
 
 
 def test_oneclass(report):

@@ -11,6 +11,9 @@ SKIPPED_FILE = "skipped.json"  # a job that had finished already (overgen.tasks)
 ROC_FILE = "roc.json"  # the 1-class ROC curve (callbacks.OneClass)
 GAMMA_FILE = "gamma.json"  # exact gamma of some test images (overgen.report.gamma_check)
 RINGS_CHECK_FILE = "rings_check.json"  # c(x) on and off the rings (overgen.report.rings_check)
+# the fooling attack's final images (callbacks.FoolingAttack), float16 [N, 784] in [0, 1]:
+# a far-OOD set (callbacks.FarOOD) of a later evaluation
+FOOLING_IMAGES_FILE = "fooling_images.npy"
 
 
 def _rank_file(stem: str, rank: int) -> str:
@@ -51,6 +54,7 @@ FOOLING_STEPS = "fooling/steps"  # threshold_key(FOOLING_STEPS, t)
 FOOLING_TRIALS = "fooling/trials"
 FOOLING_MAX_STEPS = "fooling/max_steps"
 FOOLING_FIGURE = "figure/fooling"
+FOOLING_IMAGES = "fooling/images_file"  # the path of FOOLING_IMAGES_FILE
 RINGS_FIGURE = "figure/rings2d"
 OPENSET_F1 = "openset/f1"
 OPENSET_KNOWN = "openset/known"
@@ -74,6 +78,19 @@ POSTHOC_SCORES = ("msp", "max_logit", "energy", "mahalanobis", "reconstruction")
 def posthoc_key(prefix: str, score: str, name: str) -> str:
     """``ood/msp/auroc``-style keys: the metric ``name`` of the post-hoc ``score``."""
     return f"{prefix}{score}/{name}"
+
+
+# far-OOD sets (callbacks.FarOOD): the MNIST test set vs each set, far_ood_key(s, score, n)
+# for score in (FINAL_SCORE, *POSTHOC_SCORES) and n in FAR_OOD_NAMES
+FAR_OOD_SETS = ("gaussian", "uniform", "constant", "inverted", "fooling")
+FINAL_SCORE = "final"  # the name of the max final class score (ood/auroc ranks by it)
+FAR_OOD_NAMES = ("auroc", "fpr@95tpr")  # of metrics.ood_metrics' keys
+
+
+def far_ood_key(far_set: str, score: str, name: str) -> str:
+    """``ood/gaussian/msp/auroc``-style keys: the MNIST test set vs the far-OOD set
+    ``far_set`` ranked by ``score``."""
+    return f"{OOD_PREFIX}{far_set}/{score}/{name}"
 
 
 RUN_MODEL = "run/model"

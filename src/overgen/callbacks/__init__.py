@@ -7,9 +7,11 @@ dict (flat keys, ``overgen.outputs``) is merged into the run's ``metrics.json``.
 
 from overgen.callbacks.accuracy import TestAccuracy
 from overgen.callbacks.evaluation import Evaluation
+from overgen.callbacks.far_ood import FarOOD
 from overgen.callbacks.fooling import FoolingAttack
 from overgen.callbacks.oneclass import OneClass
 from overgen.callbacks.openset import OpenSet
 from overgen.callbacks.rings_figure import RingsFigure
 
-__all__ = ["Evaluation", "FoolingAttack", "OneClass", "OpenSet", "RingsFigure", "TestAccuracy"]
+__all__ = ["Evaluation", "FarOOD", "FoolingAttack", "OneClass", "OpenSet", "RingsFigure",
+           "TestAccuracy"]

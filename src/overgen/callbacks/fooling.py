@@ -21,6 +21,8 @@ from overgen.figures import fooling_figure, fooling_shown
 from overgen.models.base import ScoringModule
 from overgen.outputs import (
     FOOLING_FIGURE,
+    FOOLING_IMAGES,
+    FOOLING_IMAGES_FILE,
     FOOLING_MAX_STEPS,
     FOOLING_RATE,
     FOOLING_STEPS,
@@ -28,7 +30,7 @@ from overgen.outputs import (
     fooling_state_file,
     threshold_key,
 )
-from overgen.utils.io import atomic_savefig
+from overgen.utils.io import atomic_open, atomic_savefig
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,10 @@ class FoolingAttack(Thresholded):
     runs the trials ``i`` with ``i % world == r``; results are gathered and written on
     rank 0: ``results["fooling/rate@0.90"]``, ``["fooling/steps@0.90"]`` (mean updates of
     the successful trials, None when none), per threshold, the settings, and
-    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``.
+    ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``, and
+    ``results["fooling/images_file"]``, that of the trials' final images
+    (``{output_dir}/fooling_images.npy``, float16 ``[N, 784]``). The loggers
+    get the rates and steps (the settings reach them with the config) and the figure.
 
     ``state_dir`` (set by ``train.py`` to the folder of the checkpoint it tests): each
     rank saves its attack there (``fooling_state.pt``, ``fooling_state.rank1.pt``, ...)
@@ -77,6 +82,7 @@ class FoolingAttack(Thresholded):
         self.thresholds = list(self.settings.thresholds)
         self.digits, self.trials_per_digit = [int(d) for d in digits], trials_per_digit
         self.state_dir = None
+        self.images_path = os.path.join(output_dir, FOOLING_IMAGES_FILE)
 
     def check(self, model: ScoringModule) -> None:
         """The model's scores at ``thresholds`` (and its ``log_probs``), and ``digits`` among
@@ -135,6 +141,9 @@ class FoolingAttack(Thresholded):
         atomic_savefig(fooling_figure(result, self.digits, self._shown_scores(pl_module, result)),
                        self.path)
         results[FOOLING_FIGURE] = self.path
+        with atomic_open(self.images_path, "wb") as f:  # a far-OOD set (callbacks.FarOOD)
+            np.save(f, result.image.reshape(len(result.image), -1).numpy().astype(np.float16))
+        results[FOOLING_IMAGES] = self.images_path
         self.results = results
         # the settings reach the loggers with the config (utils.loggers), not as metrics
         scalars = {k: v for k, v in measured.items() if v is not None}

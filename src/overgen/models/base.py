@@ -93,11 +93,13 @@ def _moved(value: Any, device: torch.device | str) -> Any:
     return value.detach().to(device) if isinstance(value, Tensor) else value
 
 
-def batch_seed(rank: int, batch_idx: int) -> int:
+def batch_seed(rank: int, batch_idx: int, *stream: int) -> int:
     """The seed of test batch ``batch_idx`` on DDP rank ``rank``: a function of the run's
-    seed (``pl.seed_everything``'s ``PL_GLOBAL_SEED``), the rank and the batch alone."""
+    seed (``pl.seed_everything``'s ``PL_GLOBAL_SEED``), the rank and the batch alone;
+    ``stream``: other images scored apart from the test set (``callbacks.FarOOD``)."""
     run_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-    state = np.random.SeedSequence([run_seed, rank, batch_idx]).generate_state(2, np.uint32)
+    entropy = [run_seed, rank, batch_idx, *stream]
+    state = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
     return int(state[0]) << 32 | int(state[1])
 
 

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 
 from overgen.figures import openset_figure, roc_figure
 from overgen.outputs import (
+    FAR_OOD_SETS,
+    FINAL_SCORE,
     FOOLING_FIGURE,
     FOOLING_PREFIX,
     FOOLING_RATE,
@@ -21,6 +23,7 @@ from overgen.outputs import (
     RINGS_FIGURE,
     RUN_DATA,
     TEST_ACC,
+    far_ood_key,
     key_thresholds,
     threshold_key,
 )
@@ -40,6 +43,7 @@ from overgen.report.collect import (
 from overgen.report.tables import (
     THRESHOLDS,
     alpha_settings,
+    far_ood_table,
     fooling_settings,
     oneclass_digit_table,
     oneclass_score_table,
@@ -135,6 +139,23 @@ def openset_blocks(runs: list[dict], out: str) -> list[Block]:
     return blocks
 
 
+def far_ood_blocks(runs: list[dict]) -> list[Block]:
+    runs = [r for r in runs if any(r.get(far_ood_key(s, FINAL_SCORE, "auroc")) is not None
+                                   for s in FAR_OOD_SETS)]
+    if not runs:
+        return []
+    return [("h", 3, "Far-OOD sets (beyond the paper)"),
+            ("p", "The test images of the training digits (positive) against sets that are not "
+                  "digits (docs/method.md §7): gaussian (N(0.5, 0.25^2) per pixel, clipped), "
+                  "uniform (U[0, 1) per pixel), constant (one U[0, 1) value per image), "
+                  "inverted (1 - x of MNIST test images) and fooling (the final images of a "
+                  "fooling run's trials); ranked by the max final score and by the post-hoc "
+                  "scores of the OOD table. Mean over the runs with far-OOD sets; AUROC, then "
+                  "FPR@95TPR."),
+            ("table", far_ood_table(runs, "auroc")),
+            ("table", far_ood_table(runs, "fpr@95tpr"))]
+
+
 def oneclass_blocks(runs: list[dict], out: str) -> list[Block]:
     runs = [r for r in runs if has_prefix(r, ONECLASS_PREFIX)]
     if not runs:
@@ -226,8 +247,8 @@ def build_blocks(runs: list[dict], dirs: list[str], out: str) -> list[Block]:
     return [("h", 1, "overgen report"), ("p", header(runs)), ("p", intro),
             *shrunk_warning(runs), ("h", 2, "Runs"),
             ("table", overview_table(runs)), *table_one_blocks(runs),
-            *openset_blocks(runs, out), *oneclass_blocks(runs, out), *rings_blocks(runs, out),
-            *fooling_blocks(runs, out)]
+            *openset_blocks(runs, out), *far_ood_blocks(runs), *oneclass_blocks(runs, out),
+            *rings_blocks(runs, out), *fooling_blocks(runs, out)]
 
 
 def to_markdown(blocks: list[Block], out: str) -> str:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import numpy as np
 
 from overgen.outputs import (
+    FAR_OOD_SETS,
+    FINAL_SCORE,
     FOOLING_RATE,
     FOOLING_STEPS,
     ONECLASS_AUROC,
@@ -26,6 +28,7 @@ from overgen.outputs import (
     RUN_DATA,
     RUN_MODEL,
     TEST_ACC,
+    far_ood_key,
     posthoc_key,
     threshold_key,
 )
@@ -115,7 +118,6 @@ def openset_table(points: dict[str, list[dict]], runs: list[dict]) -> Table:
 # AUPR (docs/method.md §5)
 OOD_HEADERS = {"auroc": "AUROC", "aupr_in": "AP in", "aupr_out": "AP out",
                "fpr@95tpr": "FPR@95TPR"}
-FINAL_SCORE = "final"
 
 
 def _posthoc_found(runs: list[dict], prefix: str, name: str) -> list[str]:
@@ -136,6 +138,23 @@ def ood_table(runs: list[dict]) -> Table:
             rows.append([name, score, *(cell(values(g, k), lambda v: f"{v:.3f}", len(g))
                                         for k in keys), provenance(g)])
     return header, rows
+
+
+def far_ood_table(runs: list[dict], name: str) -> Table:
+    """The test images of the training digits vs each far-OOD set (columns, those some run
+    has) by setting and score (rows: the max final score, then each post-hoc score): the
+    mean of ``ood_metrics``' ``name`` over the runs."""
+    scores = (FINAL_SCORE, *POSTHOC_SCORES)
+    sets = [s for s in FAR_OOD_SETS
+            if any(values(runs, far_ood_key(s, score, name)) for score in scores)]
+    rows = []
+    for model, g in group(runs).items():
+        for score in scores:
+            keys = [far_ood_key(s, score, name) for s in sets]
+            if any(values(g, k) for k in keys):
+                rows.append([model, score, *(cell(values(g, k), lambda v: f"{v:.3f}", len(g))
+                                             for k in keys), provenance(g)])
+    return ["model", "score", *sets, "from"], rows
 
 
 def openset_conventions_table(runs: list[dict]) -> Table:
