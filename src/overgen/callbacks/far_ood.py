@@ -71,7 +71,7 @@ class FarOOD(Thresholded):
         if fooling_images is not None and not os.path.isfile(fooling_images):
             raise ConfigError(f"{KEY}.fooling_images", fooling_images,
                               "null, or an existing file a fooling run saved "
-                              "(fooling/images_file in its metrics.json)")
+                              "(fooling_images.npy in its run dir)")
         super().__init__()
         self.sets, self.size, self.seed = list(sets), size, seed
         self.threshold = None if threshold is None else float(threshold)

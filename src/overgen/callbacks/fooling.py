@@ -50,8 +50,8 @@ class FoolingAttack(Thresholded):
     rank 0: ``results["fooling/rate@0.90"]``, ``["fooling/steps@0.90"]`` (mean updates of
     the successful trials, None when none), per threshold, the settings, and
     ``results["figure/fooling"]``, the path of ``{output_dir}/{filename}``, and
-    ``results["fooling/images_file"]``, that of the trials' final images
-    (``{output_dir}/fooling_images.npy``, float16 ``[N, 784]``). The loggers
+    ``results["fooling/images_file"]``, the name of the trials' final images in the run dir
+    (``fooling_images.npy``, float16 ``[N, 784]``). The loggers
     get the rates and steps (the settings reach them with the config) and the figure.
 
     ``state_dir`` (set by ``train.py`` to the folder of the checkpoint it tests): each
@@ -143,7 +143,7 @@ class FoolingAttack(Thresholded):
         results[FOOLING_FIGURE] = self.path
         with atomic_open(self.images_path, "wb") as f:  # a far-OOD set (callbacks.FarOOD)
             np.save(f, result.image.reshape(len(result.image), -1).numpy().astype(np.float16))
-        results[FOOLING_IMAGES] = self.images_path
+        results[FOOLING_IMAGES] = FOOLING_IMAGES_FILE  # in the run dir, like roc.json
         self.results = results
         # the settings reach the loggers with the config (utils.loggers), not as metrics
         scalars = {k: v for k, v in measured.items() if v is not None}

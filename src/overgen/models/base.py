@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from overgen import networks
 from overgen.errors import CheckpointError, ConfigError
 from overgen.models.posthoc import FeatureFit, fit_features, posthoc_scores
+from overgen.utils import stop
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # what a checkpoint stores to rebuild a network: {"_target_": "overgen.networks.<class>", **args}
@@ -180,9 +181,13 @@ class ScoringModule(pl.LightningModule):
             return None
         dm = self.trainer.datamodule
         dm.setup("fit")
-        batches = (dm.on_after_batch_transfer([t.to(self.device) for t in batch], 0)
-                   for batch in dm.train_dataloader())
-        return fit_features(hidden, batches, self.num_classes,
+
+        def batches():
+            for batch in dm.train_dataloader():
+                stop.check()  # the pass takes seconds to a minute on a CPU
+                yield dm.on_after_batch_transfer([t.to(self.device) for t in batch], 0)
+
+        return fit_features(hidden, batches(), self.num_classes,
                             lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
 
     def posthoc_for(self, logits: Tensor, probs: Tensor, hidden: Tensor | None,
