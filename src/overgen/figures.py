@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from overgen.metrics import FPR_GRID
 from overgen.report.collect import MODEL_ORDER
-from overgen.report.tables import PAPER_AUC, paper_auc
+from overgen.report.tables import paper_auc, paper_aucs
 from overgen.scores import curvature_factor, error_factor, reconstruction_error
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ def roc_figure(summary: dict[str, dict]) -> Figure:
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate (vertical average)")
     ax.set_xlim(0, 1), ax.set_ylim(0, 1.01), ax.set_aspect("equal")
-    paper = ", ".join(f"{k} {v:.3f}" for k, v in PAPER_AUC.items())
+    paper = paper_aucs("\n")
     ax.set_title(f"1-class (Fig. 5)\npaper's AUCs: {paper}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

@@ -31,7 +31,8 @@ from overgen.outputs import (
     SIZE_LIMITS,
 )
 
-MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm")
+MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm",
+               "deep_svdd")
 
 
 def _size_limits(folder: Path) -> dict:

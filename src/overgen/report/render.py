@@ -37,7 +37,6 @@ from overgen.report.collect import (
     values,
 )
 from overgen.report.tables import (
-    PAPER_AUC,
     PAPER_EPOCHS,
     THRESHOLDS,
     alpha_settings,
@@ -49,6 +48,7 @@ from overgen.report.tables import (
     openset_conventions_table,
     openset_table,
     overview_table,
+    paper_aucs,
     table_one,
 )
 from overgen.utils.io import atomic_savefig, atomic_write_text
@@ -141,12 +141,11 @@ def oneclass_blocks(runs: list[dict], out: str) -> list[Block]:
     if not runs:
         return []
     summary = oneclass_summary(runs)
-    paper = ", ".join(f"{k} {v:.3f}" for k, v in PAPER_AUC.items())
     blocks = [("h", 2, "Fig. 5: 1-class"),
               ("p", "One run per digit: positives are that digit's test images. ROC curves "
                     "are averaged vertically (mean TPR on a common FPR grid, linear "
                     "interpolation, each run's curve weighted equally); AUC is the mean of the "
-                    f"runs' AUCs. The paper's AUCs: {paper}.")]
+                    f"runs' AUCs. The paper's AUCs: {paper_aucs()}.")]
     if any(s["tpr"] is not None for s in summary.values()):
         blocks.append(("img", _save(roc_figure(summary), out, "fig5_oneclass.png"),
                        "Vertically averaged ROC per model"))

@@ -44,6 +44,9 @@ PAPER_TABLE_I = {
 PAPER_EPOCHS = 100
 # The paper's Fig. 5 AUCs (1-class, averaged over the ten digits), not ours.
 PAPER_AUC = {"dae": 0.964, "ocsvm": 0.952, "cool": 0.753}
+# 1-class models beyond the paper, with the mean MNIST AUC of their own paper, not ours:
+# Deep SVDD, Ruff et al. (ICML 2018), Table 1, one-class Deep SVDD over the ten digits.
+OTHER_PAPER_AUC = {"deep_svdd": (0.948, "Ruff et al. 2018")}
 THRESHOLDS = ("0.90", "0.99")
 
 
@@ -159,9 +162,21 @@ def openset_conventions_table(runs: list[dict]) -> Table:
 
 
 def paper_auc(name: str) -> str:
+    """The published AUC of the setting's model (its first word): the paper's, else that
+    of the model's own paper; ``–`` without one."""
     model = name.split(" ")[0]
     auc = PAPER_AUC.get("dae" if model.startswith("dae") else model)
+    if auc is None and model in OTHER_PAPER_AUC:
+        auc = OTHER_PAPER_AUC[model][0]
     return "–" if auc is None else f"{auc:.3f}"
+
+
+def paper_aucs(sep: str = "; ") -> str:
+    """Every published 1-class AUC: the paper's, then, each after ``sep``, the other
+    models' with their source."""
+    ours = ", ".join(f"{k} {v:.3f}" for k, v in PAPER_AUC.items())
+    return sep.join([ours, *(f"{k} {v:.3f} ({source})"
+                             for k, (v, source) in OTHER_PAPER_AUC.items())])
 
 
 def oneclass_table(summary: dict[str, dict]) -> Table:
