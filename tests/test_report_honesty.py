@@ -73,6 +73,7 @@ def test_one_colour_per_model_in_every_figure(tmp_path):
     assert colours == {"cnn": {MODEL_COLOURS["cnn"]}, "dae_sym": {MODEL_COLOURS["dae_sym"]},
                        "ocsvm": {MODEL_COLOURS["ocsvm"]}}
     assert len(set(MODEL_COLOURS.values())) == len(MODEL_COLOURS)
+    assert all(len(set(c)) > 1 for c in MODEL_COLOURS.values())  # no grey: that is "other"
     two = styles(["dae_sym (exact curvature)", "dae_sym (hutchinson curvature)", "cnn"])
     assert two["dae_sym (exact curvature)"]["color"] == two["dae_sym (hutchinson curvature)"][
         "color"]

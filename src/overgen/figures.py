@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from overgen.attacks.fgn import FoolingResult
 
 CLASS_COLOURS = np.array([[0.85, 0.15, 0.15], [0.15, 0.55, 0.15], [0.15, 0.25, 0.85]])
-# each model keeps one colour in every figure; settings of one model differ by line style
-MODEL_COLOURS = dict(zip(MODEL_ORDER, matplotlib.colormaps["tab10"].colors, strict=False))
+# each model keeps one colour in every figure; settings of one model differ by line style;
+# tab10 without its grey, which would read as OTHER_COLOUR
+MODEL_COLOURS = dict(zip(MODEL_ORDER, [c for c in matplotlib.colormaps["tab10"].colors
+                                       if len(set(c)) > 1], strict=False))
 OTHER_COLOUR = "0.35"  # models outside MODEL_ORDER
 LINE_STYLES = ("-", "--", ":", "-.")
 
