@@ -73,6 +73,7 @@ def test_one_colour_per_model_in_every_figure(tmp_path):
     assert colours == {"cnn": {MODEL_COLOURS["cnn"]}, "dae_sym": {MODEL_COLOURS["dae_sym"]},
                        "ocsvm": {MODEL_COLOURS["ocsvm"]}}
     assert len(set(MODEL_COLOURS.values())) == len(MODEL_COLOURS)
+    assert all(len(set(c)) > 1 for c in MODEL_COLOURS.values())  # no grey: that is "other"
     two = styles(["dae_sym (exact curvature)", "dae_sym (hutchinson curvature)", "cnn"])
     assert two["dae_sym (exact curvature)"]["color"] == two["dae_sym (hutchinson curvature)"][
         "color"]
@@ -81,12 +82,25 @@ def test_one_colour_per_model_in_every_figure(tmp_path):
 
 def test_fig5_shows_the_paper_aucs(tmp_path):
     _oneclass(tmp_path)
+    _run(tmp_path, "oc/svdd3", {"roc.json": {"fpr": [0, 0.5, 1], "tpr": [0, 1, 1]}}, **{
+        "run/model": "deep_svdd", "run/data": "mnist_oneclass", "oneclass/digit": 3,
+        "oneclass/auroc": 0.75, "oneclass/roc_file": "roc.json"})
     fig = roc_figure(oneclass_summary(find_runs([str(tmp_path)])))
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any(t.startswith("ocsvm: AUC 0.950 (paper 0.952)") for t in legend)
     assert any(t.startswith("dae_sym (exact curvature): AUC 0.850 (paper 0.964)")
                for t in legend)
-    assert fig.axes[0].get_title().endswith("paper's AUCs: dae 0.964, ocsvm 0.952, cool 0.753")
+    # beyond the paper: Deep SVDD beside its own paper's mean AUC, in its own colour
+    svdd = "deep_svdd: AUC 0.750 (paper 0.948), 1 curves"
+    assert svdd in legend and to_rgb(lines[svdd].get_color()) == MODEL_COLOURS["deep_svdd"]
+    assert fig.axes[0].get_title().endswith("paper's AUCs: dae 0.964, ocsvm 0.952, cool 0.753"
+                                            "\ndeep_svdd 0.948 (Ruff et al. 2018)")
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| deep_svdd | 0.750 ± 0.000 | 0.948 | 3 | 1 |" in md
+    assert ("The paper's AUCs: dae 0.964, ocsvm 0.952, cool 0.753; deep_svdd 0.948 "
+            "(Ruff et al. 2018).") in md
 
 
 def test_header_paths_and_ood_conventions(tmp_path):

@@ -17,15 +17,17 @@ from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
 from overgen.metrics import FPR_GRID
-from overgen.paper import MODEL_ORDER, PAPER_AUC, paper_auc
+from overgen.paper import MODEL_ORDER, paper_auc, paper_aucs
 from overgen.scores import curvature_factor, error_factor, reconstruction_error
 
 if TYPE_CHECKING:
     from overgen.attacks.fgn import FoolingResult
 
 CLASS_COLOURS = np.array([[0.85, 0.15, 0.15], [0.15, 0.55, 0.15], [0.15, 0.25, 0.85]])
-# each model keeps one colour in every figure; settings of one model differ by line style
-MODEL_COLOURS = dict(zip(MODEL_ORDER, matplotlib.colormaps["tab10"].colors, strict=False))
+# each model keeps one colour in every figure; settings of one model differ by line style;
+# tab10 without its grey, which would read as OTHER_COLOUR
+MODEL_COLOURS = dict(zip(MODEL_ORDER, [c for c in matplotlib.colormaps["tab10"].colors
+                                       if len(set(c)) > 1], strict=False))
 OTHER_COLOUR = "0.35"  # models outside MODEL_ORDER
 LINE_STYLES = ("-", "--", ":", "-.")
 
@@ -188,7 +190,7 @@ def roc_figure(summary: dict[str, dict]) -> Figure:
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate (vertical average)")
     ax.set_xlim(0, 1), ax.set_ylim(0, 1.01), ax.set_aspect("equal")
-    paper = ", ".join(f"{k} {v:.3f}" for k, v in PAPER_AUC.items())
+    paper = paper_aucs("\n")
     ax.set_title(f"1-class (Fig. 5)\npaper's AUCs: {paper}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

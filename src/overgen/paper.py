@@ -4,7 +4,8 @@ models: read by the report's tables and by the figures."""
 from __future__ import annotations
 
 # models in the order the report and the figures list them, the paper's first
-MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm")
+MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm",
+               "deep_svdd")
 
 # Table I as printed: acc, acc@90%, acc@99% in %, fooled@90% (steps), fooled@99% (steps)
 PAPER_TABLE_I = {
@@ -18,9 +19,24 @@ PAPER_EPOCHS = 100  # per model, for Table I
 PAPER_AUC = {"dae": 0.964, "ocsvm": 0.952, "cool": 0.753}
 
 
+# 1-class models beyond the paper, with the mean MNIST AUC of their own paper, not ours:
+# Deep SVDD, Ruff et al. (ICML 2018), Table 1, one-class Deep SVDD over the ten digits.
+OTHER_PAPER_AUC = {"deep_svdd": (0.948, "Ruff et al. 2018")}
+
+
 def paper_auc(name: str) -> str:
-    """The paper's Fig. 5 AUC of the model a report label ``name`` starts with (every dAE
-    reads the paper's dAE), ``–`` when the paper has none."""
+    """The published AUC of the setting's model (its first word): the paper's (every dAE
+    reads the paper's dAE), else that of the model's own paper; ``–`` without one."""
     model = name.split(" ")[0]
     auc = PAPER_AUC.get("dae" if model.startswith("dae") else model)
+    if auc is None and model in OTHER_PAPER_AUC:
+        auc = OTHER_PAPER_AUC[model][0]
     return "–" if auc is None else f"{auc:.3f}"
+
+
+def paper_aucs(sep: str = "; ") -> str:
+    """Every published 1-class AUC: the paper's, then, each after ``sep``, the other
+    models' with their source."""
+    ours = ", ".join(f"{k} {v:.3f}" for k, v in PAPER_AUC.items())
+    return sep.join([ours, *(f"{k} {v:.3f} ({source})"
+                             for k, (v, source) in OTHER_PAPER_AUC.items())])

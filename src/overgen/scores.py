@@ -167,6 +167,19 @@ def svm_decision(x: Tensor, support: Tensor, dual_coef: Tensor, intercept: Tenso
     return dots @ dual_coef + intercept
 
 
+def svdd_centre(mean: Tensor, eps: float) -> Tensor:
+    """Deep SVDD's centre from the mean embedding ``[H] -> [H]`` (Ruff et al. 2018): each
+    coordinate closer to 0 than ``eps`` moves to ``+-eps`` by its sign (an exact 0 to
+    ``+eps``), so that the all-zero network, which maps everything to 0, is not a minimum."""
+    near = mean.abs() < eps
+    return torch.where(near, torch.where(mean < 0, -eps, eps).to(mean.dtype), mean)
+
+
+def svdd_distance(embeddings: Tensor, centre: Tensor) -> Tensor:
+    """Squared distance to the centre ``||phi(x) - c||^2``: ``[B, H], [H] -> [B]``."""
+    return (embeddings - centre).square().sum(-1)
+
+
 # -- post-hoc baselines (docs/method.md §6): scores any trained classifier has, no retraining --
 def max_softmax(probs: Tensor) -> Tensor:
     """Maximum softmax probability ``max_k y_k(x)`` (Hendrycks & Gimpel): ``[B, C] -> [B]``."""

@@ -4,6 +4,7 @@ the final scores that thresholds act on; evaluation never asks which model it ha
 from overgen.models.base import ScoringModule
 from overgen.models.classifier import Classifier
 from overgen.models.dae import DAEClassifier
+from overgen.models.deep_svdd import DeepSVDD
 from overgen.models.ocsvm import OneClassSVMModel
 
-__all__ = ["Classifier", "DAEClassifier", "OneClassSVMModel", "ScoringModule"]
+__all__ = ["Classifier", "DAEClassifier", "DeepSVDD", "OneClassSVMModel", "ScoringModule"]

@@ -257,6 +257,26 @@ class ScoringModule(pl.LightningModule):
             self.log_dict(values, prog_bar=True)
 
 
+def training_columns(score: Tensor, train_classes: Tensor, num_classes: int) -> Tensor:
+    """A 1-class model's class scores ``[B, C]`` from its one score per image ``[B]``: the
+    score in every training class's column, ``-inf`` elsewhere (the argmax is a training
+    class)."""
+    scores = score.new_full((len(score), num_classes), -torch.inf)
+    scores[:, train_classes] = score[:, None]
+    return scores
+
+
+class FittedBuffers(nn.Module):
+    """Mixin for models whose buffers are fitted on the training data, empty before: loading
+    a ``state_dict`` gives each buffer the checkpoint's shape first."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        for name, buffer in self.named_buffers(recurse=False):
+            if prefix + name in state_dict:
+                setattr(self, name, buffer.new_empty(state_dict[prefix + name].shape))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 def fresh_scorer(model: ScoringModule, x: Tensor) -> Scorer:
     """A ``Scorer`` for ``x`` that runs ``model.class_scores_at`` on the rows asked for."""
 

@@ -12,7 +12,7 @@ from sklearn.svm import OneClassSVM
 from torch import Tensor
 
 from overgen.errors import ConfigError
-from overgen.models.base import ScoringModule
+from overgen.models.base import FittedBuffers, ScoringModule, training_columns
 from overgen.scores import SVM_KERNELS, svm_decision
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def svm_gamma(gamma: float | str, x: Tensor) -> float:
     return 1.0 / x.shape[1] if gamma == "auto" else float(gamma)
 
 
-class OneClassSVMModel(ScoringModule):
+class OneClassSVMModel(FittedBuffers, ScoringModule):
     """``OneClassSVM(kernel, nu, gamma)`` on flattened inputs in [0, 1].
 
     ``class_scores: [B, C]``: the decision function in every column of a training class,
@@ -90,13 +90,6 @@ class OneClassSVMModel(ScoringModule):
         self.gamma_value = torch.tensor(gamma, dtype=torch.float64)
         self.train_classes = torch.tensor(list(datamodule.train_classes), dtype=torch.long)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        """The fitted buffers take the checkpoint's shapes (an unfitted model's are empty)."""
-        for name, buffer in self.named_buffers(recurse=False):
-            if prefix + name in state_dict:
-                setattr(self, name, buffer.new_empty(state_dict[prefix + name].shape))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def decision_function(self, x: Tensor) -> Tensor:
         """scikit-learn's ``decision_function`` of the fitted SVM, ``[B]`` (float64)."""
         if not len(self.train_classes):
@@ -108,9 +101,8 @@ class OneClassSVMModel(ScoringModule):
     def class_scores(self, x: Tensor, threshold: float | None = None,
                      gate: bool = True) -> Tensor:
         """``decision_function(x)`` in the training classes' columns, ``-inf`` elsewhere."""
-        scores = x.new_full((len(x), self.num_classes), -torch.inf)
-        scores[:, self.train_classes] = self.decision_function(x).to(x.dtype)[:, None]
-        return scores
+        return training_columns(self.decision_function(x).to(x.dtype), self.train_classes,
+                                self.num_classes)
 
     def configure_optimizers(self) -> None:
         return None

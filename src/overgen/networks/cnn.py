@@ -10,13 +10,15 @@ HIDDEN = 400
 
 
 class ConvEncoder(nn.Module):
-    """``[B, 1, 28, 28] -> h: [B, 400]``, ReLU after every layer."""
+    """``[B, 1, 28, 28] -> h: [B, 400]``, ReLU after every layer; ``bias=False`` drops every
+    bias term (Deep SVDD's network)."""
 
-    def __init__(self) -> None:
+    def __init__(self, bias: bool = True) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
-        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
-        self.fc = nn.Linear(64 * 7 * 7, HIDDEN)
+        self.init_args = {"bias": bias}
+        self.conv1 = nn.Conv2d(1, 32, 5, padding=2, bias=bias)
+        self.conv2 = nn.Conv2d(32, 64, 5, padding=2, bias=bias)
+        self.fc = nn.Linear(64 * 7 * 7, HIDDEN, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)

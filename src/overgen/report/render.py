@@ -27,7 +27,7 @@ from overgen.outputs import (
     key_thresholds,
     threshold_key,
 )
-from overgen.paper import PAPER_AUC, PAPER_EPOCHS
+from overgen.paper import PAPER_EPOCHS, paper_aucs
 from overgen.report.collect import (
     group,
     has_prefix,
@@ -161,12 +161,11 @@ def oneclass_blocks(runs: list[dict], out: str) -> list[Block]:
     if not runs:
         return []
     summary = oneclass_summary(runs)
-    paper = ", ".join(f"{k} {v:.3f}" for k, v in PAPER_AUC.items())
     blocks = [("h", 2, "Fig. 5: 1-class"),
               ("p", "One run per digit: positives are that digit's test images. ROC curves "
                     "are averaged vertically (mean TPR on a common FPR grid, linear "
                     "interpolation, each run's curve weighted equally); AUC is the mean of the "
-                    f"runs' AUCs. The paper's AUCs: {paper}.")]
+                    f"runs' AUCs. The paper's AUCs: {paper_aucs()}.")]
     if any(s["tpr"] is not None for s in summary.values()):
         blocks.append(("img", _save(roc_figure(summary), out, "fig5_oneclass.png"),
                        "Vertically averaged ROC per model"))
