@@ -2,8 +2,8 @@
 # The paper's evaluations at this machine's scale (results/README.md): one setting for every
 # digit, subset and model, chosen on the ablation (results/ablation.md).
 #   bash results/reproduce.sh fig5|fig4|table1|fig2|all   # from the repository root; DRY=1 prints
-#   bash results/reproduce.sh baselines   # only the cnn/cool/ocsvm jobs of fig5 and fig4: they do
-#                                         # not depend on the dAE's setting, so they can run first
+#   bash results/reproduce.sh baselines   # only the cnn/cool/ocsvm/deep_svdd jobs of fig5 and
+#                       # fig4: they do not depend on the dAE's setting, so they can run first
 # Resumable: run it again and finished jobs are skipped (their metrics.json is found under
 # results/runs/<task>/); a killed job continues from its last checkpoint. Two jobs at a time
 # with one thread each (2 cores); JOBS and OMP_NUM_THREADS override. Epochs, seed and the
@@ -23,7 +23,8 @@ DAE="model.curvature=hutchinson model.probes=4"
 
 is() { [[ $part == "$1" || $part == all ]]; }
 if is fig5 || [[ $part == baselines ]]; then   # 1-class, each digit
-  run experiment=oneclass model=ocsvm,cool "data.digit=range(0,10)"
+  # Deep SVDD (Ruff et al. 2018) is beyond the paper: the 1-class baseline its users know
+  run experiment=oneclass model=ocsvm,cool,deep_svdd "data.digit=range(0,10)"
 fi
 if is fig5; then
   run experiment=oneclass model=dae_oneclass $DAE "data.digit=range(0,10)"
