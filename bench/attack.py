@@ -7,12 +7,12 @@ import time
 
 import torch
 
-from overgen.attacks import fool, trial_targets
+from overgen.attacks import AttackSettings, fool, trial_targets
 
 TRIALS, FULL_STEPS = 200, 10_000
 
 
-def timed_attack(model, trials: list[int], steps: int, generator: str) -> dict:
+def timed_attack(model, trials: list[int], steps: int, parametrization: str) -> dict:
     """Attack ``trials`` (of the 20 x 10 digit-major set) together for ``steps`` updates.
     Returns the time stamp of every update (taken as ``fool`` asks the model for
     ``log_probs_with_scorer``, once per update), the rows scored after each update, the
@@ -35,8 +35,8 @@ def timed_attack(model, trials: list[int], steps: int, generator: str) -> dict:
     model.log_probs_with_scorer = stamped
     start = time.perf_counter()
     try:
-        result = fool(model, targets[trials], trials=trials, max_steps=steps,
-                      generator=generator)
+        result = fool(model, targets[trials], trials=trials,
+                      settings=AttackSettings(max_steps=steps, parametrization=parametrization))
     finally:
         del model.log_probs_with_scorer
     alive = [(result.steps >= i).sum().item() for i in range(1, steps + 1)]
