@@ -33,11 +33,17 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
+def _needed(s: dict, keys) -> list[float] | None:
+    """The values of ``keys`` in ``s``; None when one is missing (the claim is pending)."""
+    return [s[k] for k in keys] if all(k in s for k in keys) else None
+
+
 def fooling(s: dict) -> Judged:
-    keys = [f"table1/{m}/fooled@{t}" for m in ("dae_sym", "cnn") for t in ("0.90", "0.99")]
-    if not all(k in s for k in keys):
+    rates = _needed(s, [f"table1/{m}/fooled@{t}" for m in ("dae_sym", "cnn")
+                        for t in ("0.90", "0.99")])
+    if rates is None:
         return None
-    dae, cnn = [s[k] for k in keys[:2]], [s[k] for k in keys[2:]]
+    dae, cnn = rates[:2], rates[2:]
     ours = (f"dAE {_pct(dae[0])} / {_pct(dae[1])}, CNN {_pct(cnn[0])} / {_pct(cnn[1])} "
             f"fooled at 0.90 / 0.99 ({s.get('table1/dae_sym/epochs', '?')} epochs)")
     holds = [max(dae) <= 0.01, min(cnn) >= 0.90]
@@ -45,10 +51,10 @@ def fooling(s: dict) -> Judged:
 
 
 def thresholding(s: dict) -> Judged:
-    keys = [f"table1/dae_sym/{k}" for k in ("acc", "acc@0.90", "acc@0.99")]
-    if not all(k in s for k in keys):
+    accs = _needed(s, [f"table1/dae_sym/{k}" for k in ("acc", "acc@0.90", "acc@0.99")])
+    if accs is None:
         return None
-    acc, at90, at99 = (s[k] for k in keys)
+    acc, at90, at99 = accs
     ours = (f"acc {_pct(acc)}, acc@0.90 {_pct(at90)}, acc@0.99 {_pct(at99)} "
             f"(MSE {s.get('table1/dae_sym/mse', float('nan')):.4f}, "
             f"{s.get('table1/dae_sym/epochs', '?')} epochs)")
@@ -85,10 +91,10 @@ def oneclass(s: dict) -> Judged:
 
 
 def rings(s: dict) -> Judged:
-    keys = ("fig2/c_rings_median", "fig2/c_centres_max", "fig2/c_far_max")
-    if not all(k in s for k in keys):
+    cs = _needed(s, ("fig2/c_rings_median", "fig2/c_centres_max", "fig2/c_far_max"))
+    if cs is None:
         return None
-    on, centres, far = (s[k] for k in keys)
+    on, centres, far = cs
     ours = (f"c median {on:.3f} on ring samples (10th percentile "
             f"{s.get('fig2/c_rings_p10', float('nan')):.3f}); at most {centres:.1e} at the "
             f"centres, {far:.1e} far away ({s.get('fig2/steps', '?')} steps)")
