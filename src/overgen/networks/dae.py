@@ -108,7 +108,7 @@ class ConvDAE(nn.Module):
         w_fc, b_fc, w2, b2, w1, b1 = self._decoder_params()
         h, (idx1, idx2) = enc.encode(x)
         ctx = (idx1, idx2) if self.unpool_mode == "switches" else (None, None)
-        p1 = F.max_pool2d(F.relu(enc.conv1(x)), 2)  # [B, C1, 14, 14] (encode keeps only h)
+        p1 = F.max_pool2d(F.relu(enc.conv1(x)), 2)  # [B, C1, 14, 14] (encode returns only h)
         p2 = F.max_pool2d(F.relu(enc.conv2(p1)), 2)  # [B, C2, 7, 7]
         z1 = F.linear(h, w_fc, b_fc).view(p2.shape)
         z2 = conv_transpose(unpool(F.relu(z1), ctx[1]), w2, b2)  # [B, C1, 14, 14]
@@ -124,15 +124,16 @@ class ConvDAE(nn.Module):
         for start in range(0, top, per_chunk):
             k = torch.arange(start, min(start + per_chunk, top), device=x.device)
             units, valid = order[:, k].t(), (k[:, None] < counts).to(x.dtype)  # [K, B]
-            g = _rows_to_image(enc.fc.weight[units] * valid[..., None], enc_masks,
-                           (idx1, idx2), enc.conv2.weight, enc.conv1.weight)
+            g = _rows_to_image(enc.fc.weight[units] * valid[..., None], enc_masks,  # padding: 0
+                               (idx1, idx2), enc.conv2.weight, enc.conv1.weight)
             b = _rows_to_image(w_fc.t()[units], dec_masks, ctx, w2, w1) * slope
             trace = trace + (g * b).flatten(2).sum((0, 2))
         return trace
 
 
 def _rows_to_image(rows: Tensor, masks: tuple[Tensor, Tensor],
-               switches: tuple[Tensor | None, Tensor | None], w2: Tensor, w1: Tensor) -> Tensor:
+                   switches: tuple[Tensor | None, Tensor | None], w2: Tensor,
+                   w1: Tensor) -> Tensor:
     """``rows: [K, B, C2*7*7]`` through ``mask_2``, unpool, transposed conv ``w2``,
     ``mask_1``, unpool, transposed conv ``w1`` (no biases): ``[K, B, 1, 28, 28]``.
     ``masks`` ``([B, C2, 7, 7], [B, C1, 14, 14])`` and ``switches`` (or ``None``: nearest)
