@@ -94,7 +94,8 @@ def fmt(x: float, unit: str = "") -> str:
     return f"{x:,.3g}{unit}" if abs(x) < 100 else f"{x:,.0f}{unit}"
 
 
-def table(args, best, peak, flops, curv_rows, facts, fooling, e2e_rows, evaluation) -> str:
+def table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
+          evaluation) -> str:
     span = "full epoch (938 batches)" if args.epoch else f"{args.batches} batches of 64"
     lines = ["| # | benchmark | measured | reference (same run) | ratio | floor / target |",
              "|---|---|---|---|---|---|"]
@@ -122,6 +123,7 @@ def table(args, best, peak, flops, curv_rows, facts, fooling, e2e_rows, evaluati
                      f"{fmt(row['per_image_s'], ' s')}/image | forward passes | "
                      f"{row['forward_passes']:,.0f}x | {extra} |")
     lines.append(f"| 3 | speedup, fastest exact over naive | {facts['speedup']:.1f}x | | | |")
+    lines.append(confidence.exact_row(pair))
     b, alone, n, w = fooling["batched"], fooling["alone"], fooling["steps"], fooling["window"]
     ok = "met" if b / alone["linear"] >= 20 else "**not met**"
     lines.append(f"| 4 | fooling on `dae_sym`, 200 trials batched (rank-1 generators), "
@@ -172,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     test = confidence.load_test(data_dir, max(64, args.images))
     curv_rows, facts = confidence.curvature_rows(trained, test, args.images, args.naive_images,
                                                  (4, 16, 64), repeats=1 if args.quick else 2)
+    pair = confidence.exact_pair(trained, test[:args.images], repeats=args.repeats)
     fooling = attack.attack_rows(trained, args.attack_steps, single=5)
     print(f"  fooling: {fooling}", flush=True)
     evaluation = openset_eval.time_paths(trained, data_dir, args.eval_images,
@@ -195,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         f"units {facts['active_min']}-{facts['active_max']} of 400; the three exact variants "
         f"give the same gamma to {facts['exact_max_abs_diff']:.1e} (max abs diff, float32; "
         "tests/test_curvature_fast.py checks the traces in float64)",
-        "", table(args, best, peak, flops, curv_rows, facts, fooling, e2e_rows, evaluation)])
+        "", table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
+                  evaluation)])
     print("\n" + text)
     if not args.no_write:
         write_results(text)

@@ -1,5 +1,6 @@
-"""The factored exact trace (through the bottleneck) against the naive one and finite
-differences, on both dAE networks and on a smooth autoencoder that is not ReLU-ended."""
+"""The factored exact trace (through the bottleneck) and ``ConvDAE.jacobian_trace`` (the
+linearised layers written out) against the naive one and finite differences, on both dAE
+networks and on a smooth autoencoder that is not ReLU-ended."""
 
 from __future__ import annotations
 
@@ -95,13 +96,61 @@ def test_factored_trace_any_autoencoder_and_its_gradient():
     torch.testing.assert_close(g_got, g_naive, rtol=1e-10, atol=1e-12)
 
 
+def digit_like(n: int) -> torch.Tensor:
+    """``[n, 1, 28, 28]`` float64 images like MNIST digits: black (exactly 0) but for a few
+    bright random strokes, so whole pooling windows tie (the switches' chosen indices)."""
+    x = torch.zeros(n, 1, 28, 28, dtype=torch.float64)
+    for img in x:
+        for _ in range(3):
+            row, col = torch.randint(4, 20, (2,)).tolist()
+            img[0, row:row + 2, col:col + 8] = torch.rand(1, dtype=torch.float64) * 0.5 + 0.5
+    return x
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("unpool", ["switches", "nearest"])
+def test_conv_dae_jacobian_trace(tied, unpool):
+    """Batched samples with different counts of active units, a few units per chunk:
+    equal to the factored JVPs (all units, one sample at a time) to 1e-10 relative, and
+    to D JVPs of ``r`` and central differences on the random inputs."""
+    torch.manual_seed(6)
+    net = small_conv_dae(tied, unpool)
+    x = torch.cat([torch.rand(3, 1, 28, 28, dtype=torch.float64), digit_like(3)])
+    counts = (net.encode(x)[0] > 0).sum(1)
+    assert counts.min() < counts.max() and counts.min() > 0  # uneven packing
+    got = net.jacobian_trace(x, chunk_size=2 * len(x))  # 2 units per chunk
+    for i, xi in enumerate(x.split(1)):
+        encode, decode = conv_closures(net, xi)
+        factored = scores.jacobian_trace_factored(encode, decode, xi, chunk_size=7)
+        torch.testing.assert_close(got[i:i + 1], factored, rtol=1e-10, atol=0)
+        if i < 3:
+            naive = scores.jacobian_trace(lambda v, e=encode, d=decode: d(e(v)), xi, "exact",
+                                          chunk_size=784)
+            torch.testing.assert_close(got[i:i + 1], naive, rtol=1e-10, atol=0)
+            fd = fd_trace(*conv_closures(net, xi, 2 * 784), xi)[None]
+            torch.testing.assert_close(got[i:i + 1], fd, rtol=1e-6, atol=1e-6)
+
+
+def test_conv_dae_jacobian_trace_gradient():
+    """``d trace / dx`` through the written-out maps equals that of the factored JVPs."""
+    torch.manual_seed(7)
+    net = small_conv_dae(False, "switches")
+    x = torch.rand(2, 1, 28, 28, dtype=torch.float64, requires_grad=True)
+    encode, decode = conv_closures(net, x.detach())
+    factored = scores.jacobian_trace_factored(encode, decode, x, chunk_size=16)
+    (g_got,), (g_factored,) = (torch.autograd.grad(t.sum(), x)
+                               for t in (net.jacobian_trace(x, chunk_size=4), factored))
+    torch.testing.assert_close(g_got, g_factored, rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize("net", ["conv", "mlp"])
 def test_model_exact_curvature(net):
-    """``DAEClassifier.curvature`` (exact) equals the naive ``gamma``: through the bottleneck
-    for the conv dAE (16 < 784), by D = 2 JVPs for the 2-D one (200 > 2)."""
+    """``DAEClassifier.curvature`` (exact) equals the naive ``gamma``: the network's
+    ``jacobian_trace`` for the conv dAE (more samples than one group, put back in order),
+    by D = 2 JVPs for the 2-D one (200 > 2)."""
     torch.manual_seed(5)
     network = small_conv_dae(True, "switches") if net == "conv" else MLPDAE().double()
     model = DAEClassifier(network, curvature="exact", chunk_size=5)
-    x = (torch.rand(2, 1, 28, 28) if net == "conv" else torch.randn(5, 2)).double()
+    x = (torch.rand(10, 1, 28, 28) if net == "conv" else torch.randn(5, 2)).double()
     naive = scores.curvature(model.reconstruct, x, "exact", chunk_size=784)
     torch.testing.assert_close(model.curvature(x), naive, rtol=1e-10, atol=1e-12)

@@ -81,6 +81,84 @@ class ConvDAE(nn.Module):
     def classify(self, h: Tensor) -> Tensor:
         return self.head(h)
 
+    def jacobian_trace(self, x: Tensor, chunk_size: int = 64) -> Tensor:
+        """Exact ``trace(dr/dx)`` of ``r = decode(encode(x))``, ``[B, 1, 28, 28] -> [B]``,
+        with the linearised layers written out (docs/method.md §1, computing the trace).
+
+        At ``x`` the ReLUs are fixed masks and the pooling switches fixed selections, so
+        ``dr/dx = J_dec J_enc`` is a product of masked linear maps and
+        ``trace = sum_j <g_j, b_j>`` over the latent units with ``h_j > 0`` (the others'
+        rows of ``J_enc`` are zero): ``g_j = J_enc^T e_j``, the encoder run backwards
+        from unit ``j``, and ``b_j = J_dec e_j``, the decoder run forwards from it. Both
+        are a mask, an unpool, a transposed conv2, a mask, an unpool and a transposed
+        conv1 (``_rows_to_image``), so a unit costs two convolutions of the C2 -> C1 shape
+        (oneDNN's faster direction here) and no dense layer; the old JVP route needed a
+        C1 -> C2 one, two one-channel ones (slow on oneDNN) and the dense layers.
+        ``chunk_size``: rows (units x samples) at a time; small chunks keep the
+        intermediate maps in cache, which matters more than large matrix products here.
+        A batch costs its largest count of active units, so ``DAEClassifier.curvature``
+        passes samples with similar counts together. Differentiable in ``x`` (the masks
+        and switches are piecewise constant) when ``x.requires_grad``.
+        """
+        with torch.enable_grad() if x.requires_grad else torch.no_grad():
+            return self._jacobian_trace(x, chunk_size)
+
+    def _jacobian_trace(self, x: Tensor, chunk_size: int) -> Tensor:
+        enc = self.encoder
+        w_fc, b_fc, w2, b2, w1, b1 = self._decoder_params()
+        h, (idx1, idx2) = enc.encode(x)
+        ctx = (idx1, idx2) if self.unpool_mode == "switches" else (None, None)
+        p1 = F.max_pool2d(F.relu(enc.conv1(x)), 2)  # [B, C1, 14, 14] (encode returns only h)
+        p2 = F.max_pool2d(F.relu(enc.conv2(p1)), 2)  # [B, C2, 7, 7]
+        z1 = F.linear(h, w_fc, b_fc).view(p2.shape)
+        z2 = conv_transpose(unpool(F.relu(z1), ctx[1]), w2, b2)  # [B, C1, 14, 14]
+        r = torch.sigmoid(conv_transpose(unpool(F.relu(z2), ctx[0]), w1, b1))
+        enc_masks = ((p2 > 0).to(x.dtype), (p1 > 0).to(x.dtype))  # ReLU'(.) at the maxima
+        dec_masks = ((z1 > 0).to(x.dtype), (z2 > 0).to(x.dtype))
+        slope = r * (1 - r)  # sigmoid'
+        used = h > 0
+        counts = used.sum(1)
+        order = used.to(torch.int8).argsort(dim=1, descending=True, stable=True)  # used first
+        trace, top = x.new_zeros(x.shape[0]), int(counts.max())
+        per_chunk = max(1, chunk_size // x.shape[0])
+        for start in range(0, top, per_chunk):
+            k = torch.arange(start, min(start + per_chunk, top), device=x.device)
+            units, valid = order[:, k].t(), (k[:, None] < counts).to(x.dtype)  # [K, B]
+            g = _rows_to_image(enc.fc.weight[units] * valid[..., None], enc_masks,  # padding: 0
+                               (idx1, idx2), enc.conv2.weight, enc.conv1.weight)
+            b = _rows_to_image(w_fc.t()[units], dec_masks, ctx, w2, w1) * slope
+            trace = trace + (g * b).flatten(2).sum((0, 2))
+        return trace
+
+
+def _rows_to_image(rows: Tensor, masks: tuple[Tensor, Tensor],
+                   switches: tuple[Tensor | None, Tensor | None], w2: Tensor,
+                   w1: Tensor) -> Tensor:
+    """``rows: [K, B, C2*7*7]`` through ``mask_2``, unpool, transposed conv ``w2``,
+    ``mask_1``, unpool, transposed conv ``w1`` (no biases): ``[K, B, 1, 28, 28]``.
+    ``masks`` ``([B, C2, 7, 7], [B, C1, 14, 14])`` and ``switches`` (or ``None``: nearest)
+    are per sample, shared by the ``K`` rows (broadcast, not copied)."""
+    k, b = rows.shape[:2]
+    t = rows.view(k, b, *masks[0].shape[1:]) * masks[0]
+    t = conv_transpose(_unpool_rows(t, switches[1]).flatten(0, 1), w2, None)
+    t = _unpool_rows(t.unflatten(0, (k, b)) * masks[1], switches[0])
+    # the transposed conv to few channels as a matmul and a fold (oneDNN is slow there)
+    size = t.shape[-2:]
+    t = t.flatten(0, 1).flatten(2)  # [K*B, C1, 28*28]
+    cols = torch.bmm(w1.flatten(1).t().expand(k * b, -1, -1), t)  # [K*B, C_out*25, 28*28]
+    return F.fold(cols, size, w1.shape[-1], padding=2).unflatten(0, (k, b))
+
+
+def _unpool_rows(t: Tensor, switches: Tensor | None) -> Tensor:
+    """``unpool`` of ``t: [K, B, C, H, W]`` with the switches ``[B, C, H, W]`` of each
+    sample (or ``None``: nearest): ``[K, B, C, 2H, 2W]``."""
+    if switches is None:
+        return unpool(t.flatten(0, 1), None).unflatten(0, t.shape[:2])
+    k, b, c, h, w = t.shape
+    out = t.new_zeros(k, b, c, 4 * h * w)
+    out.scatter_(3, switches.flatten(2).expand(k, b, c, h * w), t.flatten(3))
+    return out.view(k, b, c, 2 * h, 2 * w)
+
 
 class MLPDAE(nn.Module):
     """2-D dAE for the rings (docs/method.md §3): 2->200->200 ReLU encoder, tied decoder with a
