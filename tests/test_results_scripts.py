@@ -39,7 +39,8 @@ def jobs(overrides: list[str]) -> list[list[str]]:
 
 
 # fig5: ocsvm + cool (+ deep_svdd in reproduce.sh), dAE (10 digits each); fig4: cnn + cool,
-# dAE (K = 1..9 x subsets, and K = 10); table1: cnn + cool, dae_sym + dae_asym, at lr 1e-3 cnn + cool and dae_sym; fig2
+# dAE (K = 1..9 x subsets, and K = 10); table1: cnn + cool, dae_sym + dae_asym, at lr 1e-3
+# cnn + cool and dae_sym; fig2
 @pytest.mark.parametrize("script,expected", [
     ("paper_scale.sh", 20 + 10 + (2 * 9 * 10 + 2) + (9 * 10 + 1) + 7 + 1),
     ("reproduce.sh", 30 + 10 + (2 * 9 * 3 + 2) + (9 * 3 + 1) + 7 + 1)])
