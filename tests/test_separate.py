@@ -74,3 +74,21 @@ def test_posthoc_hidden_layer_is_the_cnns():
     x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
     torch.testing.assert_close(model.hidden_layer()(x), model.classifier.encoder(x))
     torch.testing.assert_close(model(x), model.classifier(x))
+
+
+def test_input_gradient_of_the_scores_runs_through_both_networks():
+    """What the fooling attack on ``y~`` follows: ``grad log y~_k = grad log y_cnn_k +
+    grad log c``, each part from its own network and neither zero."""
+    model = separate_model()
+    model.curvature_method, model.probes = "hutchinson", 2
+    x = torch.rand(2, 1, 28, 28, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(3)
+    scores = model.class_scores(x, threshold=0.9, gate=False)
+    (total,) = torch.autograd.grad(scores[:, 4].log().sum(), x)
+    (cnn,) = torch.autograd.grad(model.classifier(x).log_softmax(-1)[:, 4].sum(), x)
+    torch.manual_seed(3)  # the same Hutchinson probes
+    e = reconstruction_error(x, model.reconstruct(x))
+    c = error_factor(e, 20.0, 784) * curvature_factor(model.curvature(x), model.beta)
+    (dae,) = torch.autograd.grad(c.log().sum(), x)
+    torch.testing.assert_close(total, cnn + dae)
+    assert cnn.abs().sum() > 0 and dae.abs().sum() > 0
