@@ -17,18 +17,18 @@ from overgen.scores import reconstruction_error
 
 class SeparateDAEClassifier(DAEClassifier):
     """``classifier`` (a ``ConvClassifier``: logits, ``hidden``) beside ``network`` (a dAE
-    with ``encode``/``decode``; its own ``classify`` head is never used, so it gets no
-    gradient). The two share no parameter: training on ``CE(classifier(x_in), t) +
-    lambda_rec * rec(dAE)`` in one loop is the same as training each alone (each loss's
-    gradient reaches only its network; Adam is per parameter). Every score, threshold,
-    alpha pairing and ``Gamma`` is ``DAEClassifier``'s, with ``y(x)`` from ``classifier``
-    and ``c(x)`` from the dAE. ``classifier_input``: what the CNN trains on (``clean``, as
-    ``model=cnn``, unless set)."""
+    with ``encode``/``decode``; its own classifier ``head`` is removed). The two share no
+    parameter: training on ``CE(classifier(x_in), t) + lambda_rec * rec(dAE)`` in one loop
+    is the same as training each alone (each loss's gradient reaches only its network; Adam
+    is per parameter). Every score, threshold, alpha pairing and ``Gamma`` is
+    ``DAEClassifier``'s, with ``y(x)`` from ``classifier`` and ``c(x)`` from the dAE.
+    ``classifier_input``: what the CNN trains on (``clean``, as ``model=cnn``, unless set)."""
 
     def __init__(self, network: nn.Module | NetworkConfig,
                  classifier: nn.Module | NetworkConfig, classifier_input: str = "clean",
                  **kwargs: Any) -> None:
         super().__init__(network, classifier_input=classifier_input, **kwargs)
+        del self.network.head  # the CNN classifies; an unused parameter would stall DDP
         self.classifier = build_network(classifier)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
