@@ -159,7 +159,8 @@ def test_default_scorer_is_class_scores_at():
 
 
 @pytest.mark.parametrize("model,data", [("cnn", "mnist"), ("cool", "mnist"), ("dae_sym", "mnist"),
-                                        ("dae_asym", "mnist"), ("dae_mlp", "rings2d")])
+                                        ("dae_asym", "mnist"), ("dae_mlp", "rings2d"),
+                                        ("dae_separate", "mnist")])
 def test_lightning_load_from_checkpoint_rebuilds_every_gradient_model(model, data, tmp_path):
     cfg = compose_cfg("train", [f"model={model}", f"data={data}", "+curvature=hutchinson"],
                       tmp_path)

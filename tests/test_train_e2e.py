@@ -13,7 +13,7 @@ from helpers import ROOT, TINY, comparable, compose_cfg
 
 import overgen
 from overgen.errors import ConfigError
-from overgen.models import DAEClassifier
+from overgen.models import DAEClassifier, SeparateDAEClassifier
 from overgen.tasks import evaluate, train
 
 FAST = [*TINY, "trainer.max_steps=20", "trainer.limit_test_batches=2", "data.batch_size=32"]
@@ -60,9 +60,10 @@ def test_rings_confidence_high_on_rings_low_at_centres_and_far(tmp_path):
 
 
 @pytest.mark.e2e
-def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
+@pytest.mark.parametrize("name", ["dae_sym", "dae_separate"])
+def test_mnist_train_then_evaluate_checkpoint(name, tmp_path, mnist_dir):
     run = tmp_path / "train"
-    cfg = compose_cfg("train", ["model=dae_sym", "data=mnist_openset", "+known=3",
+    cfg = compose_cfg("train", [f"model={name}", "data=mnist_openset", "+known=3",
                                 "+curvature=hutchinson", "model.probes=2", *FAST], run)
     metrics = train(cfg)
     for key in ("test/acc", "test/acc@0.90", "test/acc@0.99", "test/mse", "openset/f1"):
@@ -76,20 +77,21 @@ def test_mnist_train_then_evaluate_checkpoint(tmp_path, mnist_dir):
                                         "trainer.limit_test_batches=2"], tmp_path / "eval")
     again = evaluate(cfg_eval)
     assert again["run/train_classes"] == metrics["run/train_classes"]
-    assert (again["run/model"], again["run/data"]) == ("dae_sym", "mnist_openset")
+    assert (again["run/model"], again["run/data"]) == (name, "mnist_openset")
     for key in ("run/steps", "run/epochs"):
         assert again[key] == metrics[key]
     assert metrics["run/sigma"] == 0.2 and "+known=3" in metrics["run/overrides"]
-    for m in (metrics, again):  # the alpha paired with each threshold (conf/model/dae_sym.yaml)
+    for m in (metrics, again):  # the alpha paired with each threshold (conf/model/<name>.yaml)
         assert (m["run/alpha"], m["run/alpha@0.90"], m["run/alpha@0.99"]) == (20.0, 20.0, 3.0)
-    assert again["test/acc"] == pytest.approx(metrics["test/acc"])
-    assert again["test/mse"] == pytest.approx(metrics["test/mse"])
+    for key in ("test/acc", "test/acc@0.90", "test/acc@0.99", "test/mse", "openset/f1"):
+        assert again[key] == pytest.approx(metrics[key])
     assert again["run/curvature"] == "hutchinson"  # +curvature came with the saved model
     model = overgen.load(str(ckpt))  # the run's own config: the dAE with Hutchinson, 2 probes
     assert not model.training and (model.curvature_method, model.probes) == ("hutchinson", 2)
     saved = torch.load(ckpt, weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
-    lightning = DAEClassifier.load_from_checkpoint(ckpt)  # Lightning's convention
+    assert type(model) is {"dae_sym": DAEClassifier, "dae_separate": SeparateDAEClassifier}[name]
+    lightning = type(model).load_from_checkpoint(ckpt)  # Lightning's convention
     x = torch.rand(8, 1, 28, 28)
     scores = []
     for m in (model, lightning):

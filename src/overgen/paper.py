@@ -3,9 +3,10 @@ models: read by the report's tables and by the figures."""
 
 from __future__ import annotations
 
-# models in the order the report and the figures list them, the paper's first
+# models in the order the report and the figures list them, the paper's first (models
+# added later go last, so each earlier model keeps its colour in figures.MODEL_COLOURS)
 MODEL_ORDER = ("cnn", "cool", "dae_sym", "dae_asym", "dae_mlp", "dae_oneclass", "ocsvm",
-               "deep_svdd")
+               "deep_svdd", "dae_separate")
 
 # Table I as printed: acc, acc@90%, acc@99% in %, fooled@90% (steps), fooled@99% (steps)
 PAPER_TABLE_I = {

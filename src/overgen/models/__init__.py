@@ -6,5 +6,7 @@ from overgen.models.classifier import Classifier
 from overgen.models.dae import DAEClassifier
 from overgen.models.deep_svdd import DeepSVDD
 from overgen.models.ocsvm import OneClassSVMModel
+from overgen.models.separate import SeparateDAEClassifier
 
-__all__ = ["Classifier", "DAEClassifier", "DeepSVDD", "OneClassSVMModel", "ScoringModule"]
+__all__ = ["Classifier", "DAEClassifier", "DeepSVDD", "OneClassSVMModel", "ScoringModule",
+           "SeparateDAEClassifier"]

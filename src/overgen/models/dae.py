@@ -80,7 +80,9 @@ class DAEClassifier(ScoringModule):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(key, value, "a non-negative number")
         alpha_at = {float(t): float(a) for t, a in (alpha_at or {}).items()}
-        self.save_hyperparameters(ignore=["network", "optimizer"])
+        # networks are stored as configs (on_save_checkpoint); "classifier": a subclass's
+        self.save_hyperparameters(ignore=["network", "classifier", "optimizer"])
+        self.hparams["alpha_at"] = alpha_at  # plain floats (a subclass's frame has the config's)
         self.num_classes = num_classes
         self.sigma, self.alpha, self.beta, self.alpha_at = sigma, alpha, beta, alpha_at
         self.lambda_rec, self.lambda_l2 = lambda_rec, lambda_l2
@@ -104,6 +106,12 @@ class DAEClassifier(ScoringModule):
     def hidden_layer(self) -> Callable[[Tensor], Tensor]:
         """The code ``h`` that the decoder and the classifier read."""
         return lambda x: self.network.encode(x)[0]
+
+    def reconstruction_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``r(x)``, the classifier's logits ``[B, C]`` and the hidden layer it reads
+        ``[B, H]`` (``hidden_layer``), from one encoder pass."""
+        h, ctx = self.network.encode(x)
+        return self.network.decode(h, ctx), self.network.classify(h), h
 
     def _paired(self, threshold: float) -> float | None:
         return next((a for t, a in self.alpha_at.items() if abs(t - threshold) < 1e-9), None)
@@ -174,9 +182,8 @@ class DAEClassifier(ScoringModule):
         """``class_scores(x, t, gate)`` for each ``t``, with one encode/decode and one
         ``Gamma`` for each sample that any threshold needs (``Gamma`` is alpha-free); with
         ``wanted [B, len(thresholds)]``, only the marked decisions count as needs."""
-        h, ctx = self.network.encode(x)
-        e = reconstruction_error(x, self.network.decode(h, ctx))
-        probs = self.network.classify(h).softmax(-1)
+        r, logits, _ = self.reconstruction_and_logits(x)
+        e, probs = reconstruction_error(x, r), logits.softmax(-1)
         return self._scores(x, e, probs, thresholds, [not gate] * len(thresholds), wanted)[0]
 
     def _scores(self, x: Tensor, e: Tensor, probs: Tensor,
@@ -218,15 +225,19 @@ class DAEClassifier(ScoringModule):
     # -- training ---------------------------------------------------------------------
     def l2_penalty(self) -> Tensor:
         """``sum 0.5 ||W||^2`` over weight matrices and kernels (biases excluded)."""
-        return sum(0.5 * p.pow(2).sum() for p in self.network.parameters() if p.dim() > 1)
+        return sum(0.5 * p.pow(2).sum() for p in self.parameters() if p.dim() > 1)
 
-    def _losses(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        noisy = x + self.sigma * torch.randn_like(x)
+    def ce_and_rec(self, x: Tensor, noisy: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The classifier's cross-entropy on ``x_in`` and the batch mean of
+        ``sum_i (r_i(noisy) - x_i)^2``."""
         h, ctx = self.network.encode(noisy)
         rec = reconstruction_error(x, self.network.decode(h, ctx)).mean()
         if self.classifier_input == "clean":
             h = self.network.encode(x)[0]
-        ce = F.cross_entropy(self.network.classify(h), y)
+        return F.cross_entropy(self.network.classify(h), y), rec
+
+    def _losses(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        ce, rec = self.ce_and_rec(x, x + self.sigma * torch.randn_like(x), y)
         loss = ce + self.lambda_rec * rec
         if self.lambda_l2:
             loss = loss + self.lambda_l2 * self.l2_penalty()
@@ -245,10 +256,9 @@ class DAEClassifier(ScoringModule):
     def score_batch(self, batch, batch_idx: int) -> TestOutputs:
         """The batch scored for every evaluation (``self.score_needs``) with its
         ``test/mse``, ``test/loss`` and post-hoc scores (``exp(-alpha e/D)`` with
-        ``model.alpha`` among them), all from one encoder pass."""
+        ``model.alpha`` among them), all from one pass of each network."""
         x, y = batch
-        h, ctx = self.network.encode(x)
-        r, logits = self.network.decode(h, ctx), self.network.classify(h)
+        r, logits, h = self.reconstruction_and_logits(x)
         logged = {TEST_MSE: F.mse_loss(r, x), "test/loss": F.cross_entropy(logits, y)}
         e, probs = reconstruction_error(x, r), logits.softmax(-1)
         needs = self.score_needs
