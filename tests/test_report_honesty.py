@@ -121,3 +121,11 @@ def test_header_paths_and_ood_conventions(tmp_path):
     ood = md.split("Known vs unknown test samples")[1]
     assert "known digits are the positive class" in ood
     assert "average precision" in ood and "not pytorch-ood's trapezoidal AUPR" in ood
+
+
+def test_paper_auc_only_where_a_paper_published_one():
+    from overgen.paper import paper_auc
+
+    assert [paper_auc(m) for m in ("dae_oneclass sigma=0.3", "ocsvm", "cool", "deep_svdd",
+                                   "dae_separate", "cnn")] == \
+        ["0.964", "0.952", "0.753", "0.948", "–", "–"]  # the paper's dAE is the joint one

@@ -26,10 +26,12 @@ OTHER_PAPER_AUC = {"deep_svdd": (0.948, "Ruff et al. 2018")}
 
 
 def paper_auc(name: str) -> str:
-    """The published AUC of the setting's model (its first word): the paper's (every dAE
-    reads the paper's dAE), else that of the model's own paper; ``–`` without one."""
+    """The published AUC of the setting's model (its first word): the paper's (every joint
+    dAE reads the paper's dAE; ``dae_separate`` has none), else that of the model's own
+    paper; ``–`` without one."""
     model = name.split(" ")[0]
-    auc = PAPER_AUC.get("dae" if model.startswith("dae") else model)
+    joint_dae = model.startswith("dae") and model != "dae_separate"  # the paper's dAE is joint
+    auc = PAPER_AUC.get("dae" if joint_dae else model)
     if auc is None and model in OTHER_PAPER_AUC:
         auc = OTHER_PAPER_AUC[model][0]
     return "–" if auc is None else f"{auc:.3f}"
