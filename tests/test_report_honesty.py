@@ -87,14 +87,14 @@ def test_fig5_shows_the_paper_aucs(tmp_path):
         "oneclass/auroc": 0.75, "oneclass/roc_file": "roc.json"})
     fig = roc_figure(oneclass_summary(find_runs([str(tmp_path)])))
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any(t.startswith("ocsvm: AUC 0.950 (paper 0.952)") for t in legend)
     assert any(t.startswith("dae_sym (exact curvature): AUC 0.850 (paper 0.964)")
                for t in legend)
     # beyond the paper: Deep SVDD beside its own paper's mean AUC, in its own colour
     svdd = "deep_svdd: AUC 0.750 (paper 0.948), 1 curves"
     assert svdd in legend and to_rgb(lines[svdd].get_color()) == MODEL_COLOURS["deep_svdd"]
-    assert fig.axes[0].get_title().endswith("paper's AUCs: dae 0.964, ocsvm 0.952, cool 0.753"
+    assert fig.get_suptitle().endswith("paper's AUCs: dae 0.964, ocsvm 0.952, cool 0.753"
                                             "\ndeep_svdd 0.948 (Ruff et al. 2018)")
     assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     md = (tmp_path / "out" / "report.md").read_text()

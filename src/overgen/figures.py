@@ -156,7 +156,7 @@ def styles(names: list[str]) -> dict[str, dict]:
 
 def openset_figure(points: dict[str, list[dict]], threshold: str) -> Figure:
     """Fig. 4: F-measure against openness per setting, std over the subsets as error bars."""
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(8.4, 4.2), layout="constrained")  # the legend right of the axes
     ax = fig.add_subplot()
     style = styles(list(points))
     for name, pts in points.items():
@@ -168,15 +168,14 @@ def openset_figure(points: dict[str, list[dict]], threshold: str) -> Figure:
     ax.set_ylim(0, 1.02)
     ax.set_title(f"Open set (Fig. 4), threshold {threshold}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="outside right upper")
     return fig
 
 
 def roc_figure(summary: dict[str, dict]) -> Figure:
     """Fig. 5: the vertically averaged ROC per setting, mean AUC in the legend beside the
     paper's AUC for that model; the paper's three AUCs in the title."""
-    fig = Figure(figsize=(5.2, 5.0))
+    fig = Figure(figsize=(5.6, 6.4), layout="constrained")  # the legend below the axes
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
     style = styles(list(summary))
@@ -191,8 +190,7 @@ def roc_figure(summary: dict[str, dict]) -> Figure:
     ax.set_ylabel("true positive rate (vertical average)")
     ax.set_xlim(0, 1), ax.set_ylim(0, 1.01), ax.set_aspect("equal")
     paper = paper_aucs("\n")
-    ax.set_title(f"1-class (Fig. 5)\npaper's AUCs: {paper}", fontsize=10)
+    fig.suptitle(f"1-class (Fig. 5)\npaper's AUCs: {paper}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="outside lower center")
     return fig
