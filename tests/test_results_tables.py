@@ -83,6 +83,9 @@ def test_summary_keys_and_values(tmp_path):
           for f in (0.5, 0.7)),
         *({"run/model": "ocsvm", "run/epochs": 0, "oneclass/digit": d, "oneclass/auroc": a}
           for d, a in ((0, 0.9), (1, 0.7), (1, 0.8))),
+        *({"run/model": "dae_oneclass", "run/epochs": 10, "oneclass/digit": d,
+           "oneclass/auroc": 0.6, "oneclass/mahalanobis/auroc": m}
+          for d, m in ((0, 0.9), (1, 0.6), (1, 0.8))),
     ]
     for i, metrics in enumerate(runs):
         (tmp_path / str(i)).mkdir()
@@ -99,6 +102,9 @@ def test_summary_keys_and_values(tmp_path):
     assert s["fig5/ocsvm/auroc/1"] == pytest.approx(0.75)
     assert s["fig5/ocsvm/auroc_mean"] == pytest.approx(0.825)
     assert s["fig5/ocsvm/epochs"] == "0" and s["ablation/x/auroc_mean"] == 0.5
+    # post-hoc scores of the same runs, averaged per digit first: (0.9 + 0.7) / 2
+    assert s["fig5/dae_oneclass/mahalanobis/auroc_mean"] == pytest.approx(0.8)
+    assert "fig5/dae_oneclass/msp/auroc_mean" not in s and "fig5/ocsvm/msp/auroc_mean" not in s
 
 
 @pytest.mark.parametrize("module", ["ablation", "summary"])

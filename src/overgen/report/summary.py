@@ -1,7 +1,8 @@
 """The reproduction's numbers as one flat JSON (``results/summary.json``), each with its epochs.
 
 Keys: ``table1/<model>/<metric>``, ``fig4/<model>/k<K>/f_mean|f_std|n``,
-``fig5/<model>/auroc_mean``, ``fig5/<model>/auroc/<digit>``, ``fig2/<metric>`` (with the
+``fig5/<model>/auroc_mean``, ``fig5/<model>/auroc/<digit>``, ``fig5/<model>/<score>/auroc_mean``
+(the post-hoc scores of the same runs, ``models.posthoc``), ``fig2/<metric>`` (with the
 ``rings_check.json`` values, ``fig2/c_*``), every group
 also with ``.../epochs`` (the distinct epoch counts of its runs, ``"3"`` or ``"3/10"``), and
 the ``ablation/...`` values of ``python -m overgen.report.ablation --summary``.
@@ -24,7 +25,9 @@ from overgen.outputs import (
     FOOLING_STEPS,
     ONECLASS_AUROC,
     ONECLASS_DIGIT,
+    ONECLASS_PREFIX,
     OPENSET_F1,
+    POSTHOC_SCORES,
     RINGS_CHECK_FILE,
     RINGS_FIGURE,
     RUN_EPOCHS,
@@ -32,6 +35,7 @@ from overgen.outputs import (
     RUN_STEPS,
     TEST_ACC,
     TEST_MSE,
+    posthoc_key,
     threshold_key,
 )
 from overgen.report.collect import find_runs, group, has_prefix, known_count, missing_dirs, values
@@ -61,6 +65,13 @@ def _mean(runs: list[dict], key: str) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
+def _per_digit(runs: list[dict], key: str) -> dict[int, float]:
+    """``{digit: mean of key over that digit's runs}`` for the digits that have ``key``."""
+    means = {int(d): _mean([r for r in runs if r.get(ONECLASS_DIGIT) == d], key)
+             for d in values(runs, ONECLASS_DIGIT)}
+    return {d: v for d, v in means.items() if v is not None}
+
+
 def summarize(runs: list[dict]) -> dict:
     """The flat ``table1/``, ``fig4/``, ``fig5/`` and ``fig2/`` values of ``runs``."""
     out: dict = {}
@@ -80,13 +91,13 @@ def summarize(runs: list[dict]) -> dict:
                         f"{prefix}/epochs": epochs(kruns)})
     oneclass = [r for r in runs if ONECLASS_AUROC in r]
     for model, g in group(oneclass, lambda r: str(r.get(RUN_MODEL))).items():
-        per_digit = {int(d): _mean([r for r in g if r.get(ONECLASS_DIGIT) == d],
-                                   ONECLASS_AUROC)
-                     for d in values(g, ONECLASS_DIGIT)}
-        out.update({f"fig5/{model}/auroc/{d}": v for d, v in sorted(per_digit.items())
-                    if v is not None})
-        out[f"fig5/{model}/auroc_mean"] = float(np.mean([v for v in per_digit.values()
-                                                         if v is not None]))
+        per_digit = _per_digit(g, ONECLASS_AUROC)
+        out.update({f"fig5/{model}/auroc/{d}": v for d, v in sorted(per_digit.items())})
+        out[f"fig5/{model}/auroc_mean"] = float(np.mean(list(per_digit.values())))
+        for score in POSTHOC_SCORES:  # the same networks ranked by post-hoc scores
+            if per_digit := _per_digit(g, posthoc_key(ONECLASS_PREFIX, score, "auroc")):
+                out[f"fig5/{model}/{score}/auroc_mean"] = float(np.mean(list(
+                    per_digit.values())))
         out[f"fig5/{model}/digits"] = len(per_digit)
         out[f"fig5/{model}/epochs"] = epochs(g)
     rings = [r for r in runs if RINGS_FIGURE in r]
