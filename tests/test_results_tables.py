@@ -100,7 +100,7 @@ def test_summary_keys_and_values(tmp_path):
     assert s["fig4/dae_sym/k3/f_mean"] == pytest.approx(0.6)
     assert s["fig4/dae_sym/k3/f_std"] == pytest.approx(0.1) and s["fig4/dae_sym/k3/n"] == 2
     assert s["fig5/ocsvm/auroc/1"] == pytest.approx(0.75)
-    assert s["fig5/ocsvm/auroc_mean"] == pytest.approx(0.825)
+    assert s["fig5/ocsvm/auroc_mean"] == pytest.approx(0.825) and s["fig5/ocsvm/digits"] == 2
     assert s["fig5/ocsvm/epochs"] == "0" and s["ablation/x/auroc_mean"] == 0.5
     # post-hoc scores of the same runs, averaged per digit first: (0.9 + 0.7) / 2
     assert s["fig5/dae_oneclass/mahalanobis/auroc_mean"] == pytest.approx(0.8)

@@ -95,9 +95,9 @@ def summarize(runs: list[dict]) -> dict:
         out.update({f"fig5/{model}/auroc/{d}": v for d, v in sorted(per_digit.items())})
         out[f"fig5/{model}/auroc_mean"] = float(np.mean(list(per_digit.values())))
         for score in POSTHOC_SCORES:  # the same networks ranked by post-hoc scores
-            if per_digit := _per_digit(g, posthoc_key(ONECLASS_PREFIX, score, "auroc")):
+            if posthoc := _per_digit(g, posthoc_key(ONECLASS_PREFIX, score, "auroc")):
                 out[f"fig5/{model}/{score}/auroc_mean"] = float(np.mean(list(
-                    per_digit.values())))
+                    posthoc.values())))
         out[f"fig5/{model}/digits"] = len(per_digit)
         out[f"fig5/{model}/epochs"] = epochs(g)
     rings = [r for r in runs if RINGS_FIGURE in r]
