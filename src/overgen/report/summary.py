@@ -30,6 +30,7 @@ from overgen.outputs import (
     POSTHOC_SCORES,
     RINGS_CHECK_FILE,
     RINGS_FIGURE,
+    RUN_ALPHA,
     RUN_EPOCHS,
     RUN_MODEL,
     RUN_STEPS,
@@ -45,7 +46,8 @@ TABLE1_KEYS = {"acc": TEST_ACC,
                **{f"acc@{t:.2f}": threshold_key(TEST_ACC, t) for t in (0.90, 0.99)},
                "mse": TEST_MSE,
                **{f"fooled@{t:.2f}": threshold_key(FOOLING_RATE, t) for t in (0.90, 0.99)},
-               **{f"steps@{t:.2f}": threshold_key(FOOLING_STEPS, t) for t in (0.90, 0.99)}}
+               **{f"steps@{t:.2f}": threshold_key(FOOLING_STEPS, t) for t in (0.90, 0.99)},
+               **{f"alpha@{t:.2f}": threshold_key(RUN_ALPHA, t) for t in (0.90, 0.99)}}
 
 
 def epochs(runs: list[dict]) -> str:
