@@ -36,10 +36,14 @@ def test_setting_reads_the_composed_config(tmp_path):
 
 def test_tables_average_per_setting(tmp_path):
     oc = {"run/model": "dae_oneclass"}
-    for i, (digit, auc, rec) in enumerate([(0, 0.8, 1.0), (1, 0.6, 1.0), (0, 0.9, 1 / 784),
-                                           (1, 0.7, 1.0)]):  # digit 1 twice: two seeds
+    for i, (digit, auc, rec) in enumerate([(0, 0.8, 1.0), (1, 0.6, 1.0), (8, 0.5, 1.0),
+                                           (0, 0.9, 1 / 784), (1, 0.7, 1.0)]):  # 1: two seeds
         _run(tmp_path, f"oc{i}", {**oc, "oneclass/digit": digit, "oneclass/auroc": auc,
                                   "test/mse": 0.01}, _dae(rec=rec))
+    # the other unpooling on all ten digits: AUROC 0.5 + d / 20, panel (0, 1, 8): 0.5/0.55/0.9
+    for d in range(10):
+        _run(tmp_path, f"ten{d}", {**oc, "oneclass/digit": d, "oneclass/auroc": 0.5 + d / 20},
+             _dae(unpool="nearest"), epochs=10)
     os_ = {"run/model": "dae_sym", "run/data": "mnist_openset"}
     for i, (k, f1) in enumerate([(3, 0.5), (3, 0.7), (6, 0.9)]):
         _run(tmp_path, f"os{i}", {**os_, "openset/known": k, "openset/f1": f1}, _dae(l2=0))
@@ -52,16 +56,23 @@ def test_tables_average_per_setting(tmp_path):
     sum10 = "ablation/oneclass/dae_oneclass,loss=sum,l2=10,unpool=switches,input=noisy,epochs=3"
     assert summary[f"{sum10}/auroc/0"] == 0.8
     assert summary[f"{sum10}/auroc/1"] == pytest.approx(0.65)
-    assert summary[f"{sum10}/auroc_mean"] == pytest.approx(0.725)
+    assert summary[f"{sum10}/auroc_mean"] == pytest.approx((0.8 + 0.65 + 0.5) / 3)
+    assert f"{sum10}/auroc_mean10" not in summary
     mean10 = sum10.replace("loss=sum", "loss=mean/784")
-    assert f"{mean10}/auroc_mean" not in summary  # digit 1 missing: no mean over one digit
+    assert f"{mean10}/auroc_mean" not in summary  # digits 1 and 8 missing: no panel mean
+    near = sum10.replace("switches", "nearest").replace("epochs=3", "epochs=10")
+    assert summary[f"{near}/auroc_mean"] == pytest.approx((0.5 + 0.55 + 0.9) / 3)
+    assert summary[f"{near}/auroc_mean10"] == pytest.approx(0.725)  # 0.5 + 4.5 / 20
+    assert summary[f"{near}/auroc/9"] == pytest.approx(0.95)
     sym = "ablation/openset/dae_sym,loss=sum,l2=0,unpool=switches,input=noisy,epochs=3"
     assert summary[f"{sym}/f1_k3"] == pytest.approx(0.6)
     assert summary[f"{sym}/f1_k6"] == pytest.approx(0.9)
     assert summary[f"{sym}/acc@0.99"] == pytest.approx(0.7)
     text = out.read_text()
-    assert "| dae_oneclass | mean/784 | 10 | switches | noisy | 3 | 0.900 | – | 0.900 [1] |" in text
-    assert "| 0.800 | 0.650 ± 0.050 (n=2) | 0.725 |" in text
+    assert ("| dae_oneclass | mean/784 | 10 | switches | noisy | 3 | 0.900 | – | – | 0.900 [1] | "
+            "– |") in text
+    assert "| 0.800 | 0.650 ± 0.050 (n=2) | 0.500 | 0.650 | – |" in text
+    assert "| nearest | noisy | 10 | 0.500 | 0.550 | 0.900 | 0.650 | 0.725 |" in text
     assert "0.600 (n=2) | 0.900 (n=1) | – | 0.990 | 0.950 | 0.700 | 0.0020 |" in text
 
 

@@ -38,6 +38,7 @@ from overgen.utils.io import atomic_write_json, atomic_write_text
 OOD_AUROC = OOD_PREFIX + "auroc"
 SUM, MEAN = "sum", "mean/784"
 FACTORS = ("loss", "L2", "unpool", "input", "epochs")
+PANEL_DIGITS = (0, 1, 8)  # the 1-class panel of results/ablation.sh; its mean decides
 
 
 def setting(run: dict) -> tuple:
@@ -82,25 +83,30 @@ def _cell(xs: list[float]) -> str:
     return f"{np.mean(xs):.3f} ± {np.std(xs):.3f} (n={len(xs)})"
 
 
-def oneclass_rows(runs: list[dict], digits: list[int]) -> tuple[list[str], list[list[str]], dict]:
-    """Per setting: AUROC per digit (mean over seeds) and the mean over digits, test MSE,
-    gamma > 0 share (from ``gamma.json`` where present); and the flat ``ablation/...``
-    summary values."""
-    header = ["model", *FACTORS, *(f"AUROC {d}" for d in digits), "mean", "test MSE",
-              "gamma>0"]
+def oneclass_rows(runs: list[dict]) -> tuple[list[str], list[list[str]], dict]:
+    """Per setting: AUROC on each panel digit (mean over seeds) and the panel mean, the mean
+    over all ten digits where a setting has them, test MSE, gamma > 0 share (from
+    ``gamma.json`` where present); and the flat ``ablation/...`` summary values (``auroc/<d>``
+    for every digit run, ``auroc_mean`` over the panel, ``auroc_mean10``)."""
+    header = ["model", *FACTORS, *(f"AUROC {d}" for d in PANEL_DIGITS), "panel mean",
+              "10-digit mean", "test MSE", "gamma>0"]
     rows, summary = [], {}
     for key, g in _group(runs).items():
-        per_digit = [values([r for r in g if r.get(ONECLASS_DIGIT) == d], ONECLASS_AUROC)
-                     for d in digits]
-        complete = [float(np.mean(x)) for x in per_digit if x]
-        mean = _fmt(complete) + ("" if len(complete) == len(digits) else f" [{len(complete)}]")
-        rows.append([key[0], *map(str, key[1:]), *(_cell(x) for x in per_digit), mean,
+        per_digit = {d: values([r for r in g if r.get(ONECLASS_DIGIT) == d], ONECLASS_AUROC)
+                     for d in range(10)}
+        panel = [float(np.mean(per_digit[d])) for d in PANEL_DIGITS if per_digit[d]]
+        mean = _fmt(panel) + ("" if len(panel) == len(PANEL_DIGITS) else f" [{len(panel)}]")
+        ten = [float(np.mean(x)) for x in per_digit.values() if x]
+        rows.append([key[0], *map(str, key[1:]), *(_cell(per_digit[d]) for d in PANEL_DIGITS),
+                     mean, _fmt(ten) if len(ten) == 10 else "–",
                      _fmt(values(g, TEST_MSE), 4), gamma_cell(g)])
         prefix = f"ablation/oneclass/{name(key)}"
         summary.update({f"{prefix}/auroc/{d}": float(np.mean(x))
-                        for d, x in zip(digits, per_digit, strict=True) if x})
-        if len(complete) == len(digits):
-            summary[f"{prefix}/auroc_mean"] = float(np.mean(complete))
+                        for d, x in per_digit.items() if x})
+        if len(panel) == len(PANEL_DIGITS):
+            summary[f"{prefix}/auroc_mean"] = float(np.mean(panel))
+        if len(ten) == 10:
+            summary[f"{prefix}/auroc_mean10"] = float(np.mean(ten))
     return header, rows, summary
 
 
@@ -157,8 +163,7 @@ def write(dirs: list[str], out: str) -> dict:
     oneclass = [r for r in runs if number(r.get(ONECLASS_DIGIT)) is not None]
     openset = [r for r in runs if known_count(r) is not None]
     mnist = [r for r in runs if r.get(RUN_DATA) == "mnist" and TEST_ACC in r]
-    digits = sorted({int(d) for d in values(oneclass, ONECLASS_DIGIT)})
-    h1, r1, s1 = oneclass_rows(oneclass, digits)
+    h1, r1, s1 = oneclass_rows(oneclass)
     h2, r2, s2 = openset_rows(openset, mnist)
     epochs = sorted({str(r.get(RUN_EPOCHS)) for r in runs})
     blocks = [
