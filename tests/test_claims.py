@@ -16,6 +16,16 @@ def verdicts(summary: dict) -> list[str]:
     return [row[3] for row in claims.table(summary)[1]]
 
 
+def row(summary: dict, claim: str) -> list[str]:
+    """The claims table's row whose claim starts with ``claim``."""
+    (found,) = [r for r in claims.table(summary)[1] if r[0].startswith(claim)]
+    return found
+
+
+def verdict(summary: dict, claim: str) -> str:
+    return row(summary, claim)[3]
+
+
 def _fooling(dae: float, cnn: float) -> dict:
     return {f"table1/{m}/fooled@{t}": v for m, v in (("dae_sym", dae), ("cnn", cnn))
             for t in ("0.90", "0.99")}
@@ -36,39 +46,64 @@ def test_nothing_run_is_pending_everywhere():
     assert verdicts({}) == ["pending"] * len(claims.CLAIMS)
 
 
-@pytest.mark.parametrize("dae,cnn,verdict", [
+@pytest.mark.parametrize("dae,cnn,expected", [
     (0.0, 1.0, "reproduced"), (0.005, 0.9, "reproduced"),  # 1 of 200 trials; 90% exactly
     (0.02, 1.0, "partly"), (0.0, 0.5, "partly"), (0.5, 0.5, "not reproduced")])
-def test_fooling_rule(dae, cnn, verdict):
-    assert verdicts(_fooling(dae, cnn))[0] == verdict
+def test_fooling_rule(dae, cnn, expected):
+    assert verdict(_fooling(dae, cnn), "Table I: the dAE is never fooled") == expected
 
 
-@pytest.mark.parametrize("acc,at90,at99,verdict", [
+@pytest.mark.parametrize("cool,expected", [
+    ((0.345, 0.045), "reproduced"), ((0.5, 0.4), "reproduced"),  # half of 1.0 / 0.8 exactly
+    ((1.0, 0.3), "partly"), ((1.0, 0.935), "not reproduced")])
+def test_cool_fooling_rule(cool, expected):
+    s = {"table1/cnn/fooled@0.90": 1.0, "table1/cnn/fooled@0.99": 0.8,
+         "table1/cool/fooled@0.90": cool[0], "table1/cool/fooled@0.99": cool[1],
+         **{f"table1/{m}/steps@{t}": v for m, t, v in (("cool", "0.90", 526.0),
+            ("cool", "0.99", 1926.8), ("cnn", "0.90", 130.7), ("cnn", "0.99", 349.3))}}
+    assert verdict(s, "Table I: COOL") == expected
+    why = row(s, "Table I: COOL")[5]
+    assert (why == "–") == (expected == "reproduced")
+    if why != "–":
+        assert why.startswith("mean updates to a fooling image: COOL 526 / 1927, CNN 131 / 349")
+
+
+@pytest.mark.parametrize("dae,cnn,expected", [
+    (0.0, 1.0, "reproduced"), (0.3, 1.0, "partly"), (0.3, 0.5, "not reproduced")])
+def test_fast_fooling_rule(dae, cnn, expected):
+    s = {"table1/dae_sym@lr0.001/fooled@0.90": dae, "table1/cnn@lr0.001/fooled@0.90": cnn}
+    assert verdict(s, "Sec. IV-B") == expected
+    assert verdict({"table1/dae_sym/fooled@0.90": 0.0}, "Sec. IV-B") == "pending"
+
+
+@pytest.mark.parametrize("acc,at90,at99,expected", [
     (0.99, 0.98, 0.965, "reproduced"), (0.99, 0.97, 0.70, "partly"),
     (0.99, 0.93, 0.72, "not reproduced")])
-def test_thresholding_rule(acc, at90, at99, verdict):
+def test_thresholding_rule(acc, at90, at99, expected):
     s = {"table1/dae_sym/acc": acc, "table1/dae_sym/acc@0.90": at90,
          "table1/dae_sym/acc@0.99": at99}
-    assert verdicts(s)[1] == verdict
+    assert verdict(s, "Table I: thresholding") == expected
 
 
 def test_openset_rule_counts_the_k_where_the_dae_is_above_both():
     # K=1..3: the dAE on top at K=1 and K=3 (2 of 3: more than half)
     s = _fig4([0.9, 0.5, 0.8], [0.7, 0.6, 0.1], [0.2, 0.2, 0.85])
     s["fig4/dae_sym/k3/f_mean"] = 0.86
-    (row,) = [r for r in claims.table(s)[1] if r[0].startswith("Fig. 4")]
-    assert row[3] == "partly" and "K = 1, 3 of K = 1, 2, 3" in row[2]
-    assert verdicts(_fig4([0.9, 0.9], [0.5, 0.5], [0.5, 0.5]))[2] == "reproduced"
-    assert verdicts(_fig4([0.1, 0.9], [0.5, 0.5], [0.5, 0.5]))[2] == "not reproduced"  # 1 of 2
+    fig4 = row(s, "Fig. 4")
+    assert fig4[3] == "partly" and "K = 1, 3 of K = 1, 2, 3" in fig4[2]
+    assert verdict(_fig4([0.9, 0.9], [0.5, 0.5], [0.5, 0.5]), "Fig. 4") == "reproduced"
+    one_of_two = _fig4([0.1, 0.9], [0.5, 0.5], [0.5, 0.5])
+    assert verdict(one_of_two, "Fig. 4") == "not reproduced"
     # a K without all three models is not judged
-    assert verdicts({"fig4/dae_sym/k1/f_mean": 0.9, "fig4/cnn/k1/f_mean": 0.1})[2] == "pending"
+    no_cool = {"fig4/dae_sym/k1/f_mean": 0.9, "fig4/cnn/k1/f_mean": 0.1}
+    assert verdict(no_cool, "Fig. 4") == "pending"
 
 
-@pytest.mark.parametrize("aucs,verdict", [
+@pytest.mark.parametrize("aucs,expected", [
     ((0.964, 0.952, 0.753), "reproduced"), ((0.82, 0.96, 0.92), "not reproduced"),
     ((0.93, 0.96, 0.92), "partly"), ((0.97, 0.90, 0.95), "partly")])
-def test_oneclass_rule(aucs, verdict):
-    assert verdicts(_fig5(*aucs))[3] == verdict
+def test_oneclass_rule(aucs, expected):
+    assert verdict(_fig5(*aucs), "Fig. 5") == expected
 
 
 def test_measured_why_only_for_claims_not_reproduced():
@@ -80,25 +115,24 @@ def test_measured_why_only_for_claims_not_reproduced():
          "table1/dae_sym/acc": 0.99, "table1/dae_sym/acc@0.90": 0.93,
          "table1/dae_sym/acc@0.99": 0.72, "table1/dae_sym/mse": 0.0019,
          "table1/dae_sym/alpha@0.99": 3}
-    why = {row[0][:7]: row[5] for row in claims.table(s)[1]}
-    assert why["Fig. 5:"] == (
+    assert row(s, "Fig. 5")[5] == (
         "gamma > 0 on 0 of 500 MNIST test images checked, so Gamma = 1 and the dAE's score is "
         "exp(-alpha e/D) y; on the ablation panel (digits 0, 1, 8, 10 epochs) nearest unpooling "
         "ranks at 0.933, switches (the chosen setting) at 0.765; a Mahalanobis distance on the "
         "same dAEs' code ranks at 0.966")
     # exp(-3 m) >= 0.99 <=> m <= -ln(0.99) / 3 = 0.00335 (hand-worked)
-    (thr,) = [r for r in claims.table(s)[1] if r[0].startswith("Table I: thresholding")]
+    thr = row(s, "Table I: thresholding")
     assert thr[3] == "not reproduced" and thr[5].endswith("the test MSE is 0.0019")
     assert "at most 0.0034 (exp(-3 MSE) >= 0.99)" in thr[5]
     # a reproduced claim and a pending one explain nothing
-    assert claims.table(_fig5(0.97, 0.95, 0.75))[1][3][5] == "–"
-    assert claims.table({})[1][3][5] == "–"
+    assert row(_fig5(0.97, 0.95, 0.75), "Fig. 5")[5] == "–"
+    assert row({}, "Fig. 5")[5] == "–"
 
 
 def test_oneclass_waits_for_all_ten_digits():
     s = _fig5(0.99, 0.5, 0.4)
     s["fig5/ocsvm/digits"] = 3
-    assert verdicts(s)[3] == "pending"
+    assert verdict(s, "Fig. 5") == "pending"
 
 
 class _Rings:
@@ -123,16 +157,17 @@ def test_rings_check_values_and_the_two_rings_claims():
     s = {"fig2/c_rings_median": 0.95, "fig2/c_centres_max": max(c["c_centres"]),
          "fig2/c_far_max": 0.3, "fig2/gamma_centres_min": min(c["gamma_centres"])}
     # c 0.3 at a far point: partly; gamma at (-1, 1) and (1, -1) is 2 - 2 = 0: not > 0
-    assert verdicts(s)[4:] == ["partly", "not reproduced"]
+    assert [verdict(s, "Fig. 2"), verdict(s, "Eq. 4")] == ["partly", "not reproduced"]
     s.update({"fig2/c_far_max": 0.0, "fig2/gamma_centres_min": 0.5})
-    assert verdicts(s)[4:] == ["reproduced", "reproduced"]
+    assert [verdict(s, "Fig. 2"), verdict(s, "Eq. 4")] == ["reproduced", "reproduced"]
 
 
 def test_claims_cli_writes_the_table_and_refuses_a_missing_summary(tmp_path, capsys):
     (tmp_path / "summary.json").write_text(json.dumps(_fooling(0.0, 1.0)))
     out = tmp_path / "claims.md"
     assert claims.main([str(tmp_path / "summary.json"), "--out", str(out)]) == 0
-    assert "| reproduced |" in out.read_text() and out.read_text().count("| pending |") == 5
+    text = out.read_text()
+    assert "| reproduced |" in text and text.count("| pending |") == len(claims.CLAIMS) - 1
     assert claims.main([str(tmp_path / "none.json"), "--out", str(tmp_path / "x.md")]) == 2
     assert capsys.readouterr().err.startswith("error: summary=")
     assert not (tmp_path / "x.md").exists()
