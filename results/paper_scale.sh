@@ -31,7 +31,10 @@ if [[ $part == fig4 || $part == all ]]; then
 fi
 if [[ $part == table1 || $part == all ]]; then
   run experiment=fooling model=cnn,cool
-  run experiment=fooling model=dae_sym,dae_asym $DAE
+  # one line per dAE: Hydra composes a sweep's own config without its sweep values, so
+  # model=dae_sym,dae_asym would meet $DAE's model.* keys on the default model (cnn)
+  run experiment=fooling model=dae_sym $DAE
+  run experiment=fooling model=dae_asym $DAE
   run experiment=fooling model=cnn,cool callbacks.fooling.lr=0.001
   run experiment=fooling model=dae_sym $DAE callbacks.fooling.lr=0.001
 fi

@@ -39,7 +39,10 @@ if is fig4; then
 fi
 if is table1; then  # accuracy and the fooling attack (200 trials)
   run experiment=fooling model=cnn,cool
-  run experiment=fooling model=dae_sym,dae_asym $DAE
+  # one line per dAE: Hydra composes a sweep's own config without its sweep values, so
+  # model=dae_sym,dae_asym would meet $DAE's model.* keys on the default model (cnn)
+  run experiment=fooling model=dae_sym $DAE
+  run experiment=fooling model=dae_asym $DAE
   # the paper's second attack: learning rate 1e-3 (Adam), threshold 0.90
   run experiment=fooling model=cnn,cool callbacks.fooling.lr=0.001
   run experiment=fooling model=dae_sym $DAE callbacks.fooling.lr=0.001

@@ -32,6 +32,13 @@ def commands(script: str) -> list[list[str]]:
              if o != "-m" and not o.startswith(LAUNCH_KEYS)] for line in lines]
 
 
+def sweep_config(overrides: list[str]) -> list[str]:
+    """The overrides Hydra composes a multirun's own config with: its sweep overrides
+    (``a=x,y``, ``range(...)``) stripped, as ``hydra.main`` does before launching."""
+    return [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
+            if not o.is_sweep_override()]
+
+
 def jobs(overrides: list[str]) -> list[list[str]]:
     """One override list per job of the sweep ``overrides`` (Hydra's own expansion)."""
     parsed = OverridesParser.create().parse_overrides(overrides)
@@ -50,6 +57,7 @@ def test_every_job_composes(script, expected):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for line in lines:
+            compose("train", overrides=sweep_config(line))  # train.py -m composes it first
             for i, job in enumerate(jobs(line)):
                 cfg = compose("train", overrides=job)
                 total += 1
