@@ -12,7 +12,8 @@ from overgen.attacks import AttackSettings, fool, trial_targets
 TRIALS, FULL_STEPS = 200, 10_000
 
 
-def timed_attack(model, trials: list[int], steps: int, parametrization: str) -> dict:
+def timed_attack(model, trials: list[int], steps: int, parametrization: str,
+                 device: str = "cpu") -> dict:
     """Attack ``trials`` (of the 20 x 10 digit-major set) together for ``steps`` updates.
     Returns the time stamp of every update (taken as ``fool`` asks the model for
     ``log_probs_with_scorer``, once per update), the rows scored after each update, the
@@ -22,6 +23,8 @@ def timed_attack(model, trials: list[int], steps: int, parametrization: str) -> 
     inner = model.log_probs_with_scorer
 
     def stamped(x):
+        if x.is_cuda:
+            torch.cuda.synchronize()
         stamps.append(time.perf_counter())
         scored.append(0)
         log_probs, scorer = inner(x)
@@ -36,7 +39,8 @@ def timed_attack(model, trials: list[int], steps: int, parametrization: str) -> 
     start = time.perf_counter()
     try:
         result = fool(model, targets[trials], trials=trials,
-                      settings=AttackSettings(max_steps=steps, parametrization=parametrization))
+                      settings=AttackSettings(max_steps=steps, parametrization=parametrization),
+                      device=device)
     finally:
         del model.log_probs_with_scorer
     alive = [(result.steps >= i).sum().item() for i in range(1, steps + 1)]
@@ -56,7 +60,7 @@ def window_rate(runs: list[dict], window: int) -> tuple[float, float]:
     return updates / seconds, scored / len(runs)
 
 
-def attack_rows(model, steps: int, single: int) -> dict:
+def attack_rows(model, steps: int, single: int, device: str = "cpu") -> dict:
     """The 200 trials batched (rank-1 generators) and ``single`` of them one at a time
     (rank-1 and ``nn.Linear`` generators), ``steps`` updates each, rates over the last
     fifth of the updates (the steady state: on a model that is not fooled, every trial's
@@ -66,9 +70,10 @@ def attack_rows(model, steps: int, single: int) -> dict:
     shrinks)."""
     window = max(1, steps // 5)
     torch.manual_seed(0)
-    batched = timed_attack(model, list(range(TRIALS)), steps, "rank1")
+    batched = timed_attack(model, list(range(TRIALS)), steps, "rank1", device)
     some = list(range(0, TRIALS, TRIALS // single))
-    alone = {g: [timed_attack(model, [i], steps, g) for i in some] for g in ("rank1", "linear")}
+    alone = {g: [timed_attack(model, [i], steps, g, device) for i in some]
+             for g in ("rank1", "linear")}
     rate, scored = window_rate([batched], window)
     per_update = (batched["stamps"][-1] - batched["stamps"][-1 - window]) / window
     return {"batched": rate, "scored": scored, "steps": steps, "window": window,

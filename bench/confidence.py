@@ -33,6 +33,8 @@ def best_time(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torc
     for _ in range(repeats):
         start = time.perf_counter()
         out = fn()
+        if out.is_cuda:
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best, out
 
@@ -78,7 +80,7 @@ def exact_pair(model: DAEClassifier, x: torch.Tensor, repeats: int) -> dict:
             times = {}
             for name in (("now", "before") if r % 2 == 0 else ("before", "now")):
                 start = time.perf_counter()
-                gammas[name] = paths[name](x)
+                gammas[name] = paths[name](x).cpu()  # waits for a GPU
                 times[name] = (time.perf_counter() - start) / len(x)
             rounds.append(times)
             print(f"  exact gamma, round {r + 1}: now {times['now']:.4f} s/image, before "

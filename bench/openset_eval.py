@@ -77,9 +77,11 @@ def count_gamma(model: DAEClassifier) -> list[int]:
     return calls
 
 
-def timed_test(model: DAEClassifier, callbacks: list, data, batches: int) -> dict:
-    """Wall and CPU seconds of one ``trainer.test``, and the callbacks' results."""
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
+def timed_test(model: DAEClassifier, callbacks: list, data, batches: int,
+               device: str = "cpu") -> dict:
+    """Wall and CPU seconds of one ``trainer.test`` on ``device``, and the callbacks'
+    results."""
+    trainer = pl.Trainer(accelerator=device, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          limit_test_batches=batches, callbacks=callbacks)
     torch.manual_seed(0)
@@ -90,7 +92,7 @@ def timed_test(model: DAEClassifier, callbacks: list, data, batches: int) -> dic
 
 
 def time_paths(model: DAEClassifier, data_dir: str, images: int, probes: int = 4,
-               repeats: int = 2) -> dict:
+               repeats: int = 2, device: str = "cpu") -> dict:
     """Best wall / CPU seconds of the test phase on ``images`` test images (a multiple of
     the batch, 500 at most) with Hutchinson ``probes``, once-per-batch (``now``) against
     each-callback-scores (``before``), ``repeats`` interleaved rounds."""
@@ -107,7 +109,7 @@ def time_paths(model: DAEClassifier, data_dir: str, images: int, probes: int = 4
             callbacks = ([TestAccuracy(), OpenSet()] if side == "now"
                          else [AccuracyScoringItself(), OpenSetScoringItself()])
             gamma_calls[side].clear()
-            run = timed_test(now if side == "now" else before, callbacks, data, batches)
+            run = timed_test(now if side == "now" else before, callbacks, data, batches, device)
             for clock in ("wall", "cpu"):
                 best[side][clock] = min(best[side][clock], run[clock])
             best[side].update(results=run["results"], gamma_images=sum(gamma_calls[side]))

@@ -4,6 +4,8 @@
     OVERGEN_DATA_DIR=/work/shared/data python bench/run.py --quick    # smoke run, no write
     ... --epoch (full training epochs) --e2e (also time the train.py runs, ~10+ min)
     ... --eval-images N (open-set test phase, row 6; default 1000)
+    ... --sweep (also time a 4-job sweep, joblib against one after another, row 8; minutes)
+    ... --device cuda (every row with a GPU meaning on the GPU: 1-4, 6, 7)
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import attack
 import confidence
 import e2e
 import openset_eval
+import small_model
+import sweep
 import torch
 import training
 
@@ -47,12 +51,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: torch's own choice)")
     p.add_argument("--eval-images", type=int, default=1000,
                    help="test images of the open-set test phase (row 6; batches of 500)")
+    p.add_argument("--small-steps", type=int, default=3000,
+                   help="training steps per measurement of the small model (row 7)")
     p.add_argument("--e2e", action="store_true", help="also time the end-to-end train.py runs")
+    p.add_argument("--sweep", action="store_true",
+                   help="also time a 4-job rings2d sweep, joblib against one after another")
+    p.add_argument("--sweep-steps", type=int, default=2000, help="training steps per sweep job")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the rows with a GPU meaning run (training, small model, "
+                        "scores, fooling, open-set test phase)")
     p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device='cuda' is not allowed: no CUDA device on this machine (torch "
+              f"{torch.__version__}); use --device cpu", file=sys.stderr)
+        sys.exit(2)
     if args.quick:
         args.batches, args.repeats, args.images, args.naive_images = 20, 1, 8, 2
-        args.attack_steps, args.eval_images = 10, 100
+        args.attack_steps, args.eval_images, args.small_steps = 10, 100, 100
         args.no_write = True
     return args
 
@@ -67,9 +83,13 @@ def machine() -> str:
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
-def bench_training(data_dir: str, batches: int | None, repeats: int):
+def device_name(device: str) -> str:
+    return f"{device} ({torch.cuda.get_device_name()})" if device == "cuda" else device
+
+
+def bench_training(data_dir: str, batches: int | None, repeats: int, device: str):
     """Best samples/s of each side over ``repeats`` interleaved rounds (order alternates)."""
-    data = training.load_train(data_dir)
+    data = tuple(t.to(device) for t in training.load_train(data_dir))
     for model in MODELS:  # warm-up: kernels, allocator
         training.plain_run(model, data, 3)
     best = {(m, side, clock): 0.0 for m in MODELS for side in ("framework", "plain")
@@ -81,7 +101,7 @@ def bench_training(data_dir: str, batches: int | None, repeats: int):
                 if side == "plain":
                     sps = training.plain_run(model, data, batches)
                 else:
-                    sps, module = training.framework_run(model, data_dir, batches)
+                    sps, module = training.framework_run(model, data_dir, batches, device)
                     trained = module if model == "dae_sym" else trained
                 for clock, rate in sps.items():
                     best[model, side, clock] = max(best[model, side, clock], rate)
@@ -95,7 +115,7 @@ def fmt(x: float, unit: str = "") -> str:
 
 
 def table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
-          evaluation) -> str:
+          evaluation, small, sweep_timing) -> str:
     span = "full epoch (938 batches)" if args.epoch else f"{args.batches} batches of 64"
     lines = ["| # | benchmark | measured | reference (same run) | ratio | floor / target |",
              "|---|---|---|---|---|---|"]
@@ -141,6 +161,9 @@ def table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
         lines.append(f"| 5 | end-to-end {name}: `{row['command']}` | "
                      f"{row['seconds'] / 60:.1f} min{status} | | | report |")
     lines.append(openset_eval.row(evaluation))
+    lines.append(small_model.row(small, args.small_steps))
+    if sweep_timing:
+        lines.append(sweep.row(sweep_timing, args.sweep_steps))
     return "\n".join(lines)
 
 
@@ -167,18 +190,23 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {machine()}; load average {load0[0]:.1f}", flush=True)
 
     best, trained = bench_training(data_dir, None if args.epoch else args.batches,
-                                   args.repeats)
+                                   args.repeats, args.device)
+    trained = trained.to(args.device)
     flops = {m: training.step_flops(m) for m in MODELS}
-    peak = training.matmul_flops()
+    peak = training.matmul_flops(device=args.device)
     print(f"  fp32 mm {peak / 1e9:.1f} GFLOP/s", flush=True)
-    test = confidence.load_test(data_dir, max(64, args.images))
+    test = confidence.load_test(data_dir, max(64, args.images)).to(args.device)
     curv_rows, facts = confidence.curvature_rows(trained, test, args.images, args.naive_images,
                                                  (4, 16, 64), repeats=1 if args.quick else 2)
     pair = confidence.exact_pair(trained, test[:args.images], repeats=args.repeats)
-    fooling = attack.attack_rows(trained, args.attack_steps, single=5)
+    fooling = attack.attack_rows(trained, args.attack_steps, single=5, device=args.device)
     print(f"  fooling: {fooling}", flush=True)
     evaluation = openset_eval.time_paths(trained, data_dir, args.eval_images,
-                                         repeats=1 if args.quick else 2)
+                                         repeats=1 if args.quick else 2, device=args.device)
+    small = small_model.best_rates(args.small_steps, args.repeats, args.device)
+    sweep_timing = sweep.sweep_rows(args.sweep_steps) if args.sweep else {}
+    for name, row in sweep_timing.items():
+        print(f"  sweep, {name}: {row['seconds']:.0f} s, exit {row['returncode']}", flush=True)
     e2e_rows = {}
     if args.e2e:
         for name, overrides in e2e.runs().items():
@@ -191,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n".join([
         f"Command: `OVERGEN_DATA_DIR=... {command}` ({(time.time() - start) / 60:.0f} min)  ",
         f"Machine: {machine()}  ",
+        f"Device of rows 1-4, 6 and 7: {device_name(args.device)}  ",
         f"Load average (1 min) at start / end: {load0[0]:.1f} / {load1[0]:.1f}"
         f"{' (shared with other jobs)' if max(load0[0], load1[0]) > 1.5 else ''}  ",
         f"Scores: `dae_sym` from the last framework run ({steps} steps of batch 64), "
@@ -199,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         f"give the same gamma to {facts['exact_max_abs_diff']:.1e} (max abs diff, float32; "
         "tests/test_curvature_fast.py checks the traces in float64)",
         "", table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
-                  evaluation)])
+                  evaluation, small, sweep_timing)])
     print("\n" + text)
     if not args.no_write:
         write_results(text)

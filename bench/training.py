@@ -56,16 +56,18 @@ class EpochTimer(pl.Callback):
         self.rates = self.clock.stop()
 
 
-def framework_run(model: str, data_dir: str,
-                  batches: int | None) -> tuple[dict, pl.LightningModule]:
+def framework_run(model: str, data_dir: str, batches: int | None,
+                  device: str = "cpu") -> tuple[dict, pl.LightningModule]:
     """Samples/s (``Clock``) of one ``trainer.fit`` epoch (``batches`` of it, or all with
-    None), conf/trainer/default.yaml settings, CSV logger, no progress bar, no checkpoint."""
+    None) on ``device``, conf/trainer/default.yaml settings, CSV logger, no progress bar,
+    no checkpoint."""
     with tempfile.TemporaryDirectory() as out:
         limit = [] if batches is None else [f"trainer.limit_train_batches={batches}"]
         cfg = compose_train([f"model={model}", "data=mnist", "debug=cpu", "callbacks=none",
                              "trainer.max_epochs=1", "++trainer.enable_checkpointing=false",
                              f"paths.data_dir={data_dir}", "data.download=false",
-                             f"paths.output_dir={out}", *limit])
+                             f"paths.output_dir={out}", f"trainer.accelerator={device}",
+                             *limit])
         datamodule, module, timer = instantiate(cfg.data), instantiate(cfg.model), EpochTimer()
         loggers = [instantiate(c) for c in cfg.logger.values()]
         trainer = instantiate(cfg.trainer, callbacks=[timer], logger=loggers)
@@ -96,9 +98,10 @@ def plain_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: fl
 
 
 def plain_run(model: str, data: tuple[torch.Tensor, torch.Tensor], batches: int | None) -> dict:
-    """Samples/s (``Clock``) of a hand-written Adam loop over shuffled in-memory batches of 64."""
+    """Samples/s (``Clock``) of a hand-written Adam loop over shuffled in-memory batches of 64
+    (on the device of ``data``)."""
     x_all, y_all = data
-    net = plain_network(model)
+    net = plain_network(model).to(x_all.device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999))
     order = torch.randperm(len(y_all)).split(BATCH)
     order = order if batches is None else order[:batches]
@@ -111,6 +114,8 @@ def plain_run(model: str, data: tuple[torch.Tensor, torch.Tensor], batches: int 
         loss.backward()
         opt.step()
         clock.samples += len(idx)
+    if x_all.is_cuda:
+        torch.cuda.synchronize()
     return clock.stop()
 
 
@@ -124,9 +129,10 @@ def step_flops(model: str) -> tuple[float, float]:
     return fwd.get_total_flops() / BATCH, train.get_total_flops() / BATCH
 
 
-def matmul_flops(n: int = 4096, repeats: int = 3) -> float:
-    """The machine's fp32 matrix-multiply FLOP/s: best of ``repeats`` ``torch.mm`` of n x n."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops(n: int = 4096, repeats: int = 3, device: str = "cpu") -> float:
+    """The fp32 matrix-multiply FLOP/s of ``device``: best of ``repeats`` ``torch.mm`` of
+    n x n."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)
     best = min(_timed(torch.mm, a, b) for _ in range(repeats))
     return 2 * n**3 / best
@@ -134,5 +140,7 @@ def matmul_flops(n: int = 4096, repeats: int = 3) -> float:
 
 def _timed(fn, *args) -> float:
     start = time.perf_counter()
-    fn(*args)
+    out = fn(*args)
+    if out.is_cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - start

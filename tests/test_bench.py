@@ -7,18 +7,29 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from helpers import ROOT
 
 
 @pytest.mark.e2e
-def test_quick_bench_runs_every_row_and_writes_nothing(mnist_dir):
+def test_quick_bench_runs_every_row_on_the_device_asked_and_writes_nothing(mnist_dir):
     results = ROOT / "bench" / "RESULTS.md"
     before = results.read_bytes()
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick",
-                           "--threads", "1"], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                           "--threads", "1", "--device", "cpu"], capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {line.split("|")[1].strip() for line in proc.stdout.splitlines()
             if line.startswith("| ") and line.split("|")[1].strip().isdigit()}
-    assert {"1", "2", "3", "4", "6"} <= rows
+    assert {"1", "2", "3", "4", "6", "7"} <= rows
+    assert "Device of rows 1-4, 6 and 7: cpu  " in proc.stdout.splitlines()
     assert results.read_bytes() == before  # --quick never writes RESULTS.md
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_bench_on_cuda_without_cuda_says_so_in_one_line():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick",
+                           "--device", "cuda"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --device='cuda' is not allowed: no CUDA device")
+    assert len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout

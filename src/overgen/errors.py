@@ -14,6 +14,9 @@ class ConfigError(OvergenError, ValueError):
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"{key}={value!r} is not allowed: {allowed}")
 
+    def __reduce__(self):  # pickled by a joblib sweep's worker, rebuilt in the launcher
+        return type(self), (self.key, self.value, self.allowed)
+
 
 class DataError(OvergenError):
     """Input data is missing or corrupt."""

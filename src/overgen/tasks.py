@@ -43,6 +43,7 @@ from overgen.runs import completed_metrics
 from overgen.scores import CURVATURE_METHODS
 from overgen.stopping import StopOnNonFiniteLoss, StopOnSignal
 from overgen.test_progress import TestProgress
+from overgen.utils.console import TrainingProgressBar
 from overgen.utils.ddp import join_this_job
 from overgen.utils.hydra_run import group_choices, is_multirun, task_overrides
 from overgen.utils.io import atomic_write_json
@@ -111,8 +112,9 @@ def _build(cfg: DictConfig, extra_callbacks: list[pl.Callback], task: str,
     if getattr(model, "num_classes", None) != datamodule.num_classes:
         raise ConfigError("model.num_classes", getattr(model, "num_classes", None),
                           f"{datamodule.num_classes}, the data's number of classes")
+    bar = [TrainingProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
     callbacks = (_instantiate_all(cfg.get("callbacks"), "callbacks") + extra_callbacks
-                 + [StopOnSignal(), CountTestImages()])
+                 + bar + [StopOnSignal(), CountTestImages()])
     for cb in callbacks:
         if isinstance(cb, Thresholded):
             cb.check(model)

@@ -16,6 +16,7 @@ from overgen import networks
 from overgen.errors import CheckpointError, ConfigError
 from overgen.models.posthoc import FeatureFit, fit_features, posthoc_scores
 from overgen.utils import stop
+from overgen.utils.cpu import no_cuda_probe_per_step
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # what a checkpoint stores to rebuild a network: {"_target_": "overgen.networks.<class>", **args}
@@ -247,6 +248,10 @@ class ScoringModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.parameters())
+
+    def on_train_start(self) -> None:
+        if self.device.type == "cpu":
+            no_cuda_probe_per_step()
 
     def log_train(self, values: dict[str, Tensor]) -> None:
         """``log_dict(values, prog_bar=True)`` on the steps whose values reach the loggers

@@ -81,6 +81,7 @@ class DeepSVDD(FittedBuffers, ScoringModule):
 
     def on_train_start(self) -> None:
         """Fix ``c`` once, before the first update (a resumed run keeps its checkpoint's)."""
+        super().on_train_start()
         if not len(self.centre):
             self.fit_centre(self.trainer.datamodule)
 

@@ -18,6 +18,7 @@ from overgen.errors import ConfigError, OvergenError
 from overgen.runs import JobRunning, first_process, job_lock, record_failure
 from overgen.utils import stop
 from overgen.utils.console import quiet_known_noise
+from overgen.utils.cpu import set_sweep_threads
 from overgen.utils.ddp import isolated_job
 from overgen.utils.hydra_run import is_multirun, task_overrides
 from overgen.utils.paths import absolute_paths
@@ -89,6 +90,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> f
     try:
         absolute_paths(cfg)
         log.info("run dir: %s", cfg.paths.output_dir)
+        set_sweep_threads()
         lock = job_lock(os.path.join(cfg.paths.log_dir, cfg.task_name), task_overrides())
         with isolated_job(), lock:
             metrics = task(cfg)
