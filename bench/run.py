@@ -4,6 +4,7 @@
     OVERGEN_DATA_DIR=/work/shared/data python bench/run.py --quick    # smoke run, no write
     ... --epoch (full training epochs) --e2e (also time the train.py runs, ~10+ min)
     ... --eval-images N (open-set test phase, row 6; default 1000)
+    ... --exact-eval-images N (the same with exact curvature; default 100)
 """
 
 from __future__ import annotations
@@ -47,12 +48,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: torch's own choice)")
     p.add_argument("--eval-images", type=int, default=1000,
                    help="test images of the open-set test phase (row 6; batches of 500)")
+    p.add_argument("--exact-eval-images", type=int, default=100,
+                   help="test images of the open-set test phase with exact curvature (row 6)")
     p.add_argument("--e2e", action="store_true", help="also time the end-to-end train.py runs")
     p.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = p.parse_args(argv)
     if args.quick:
         args.batches, args.repeats, args.images, args.naive_images = 20, 1, 8, 2
-        args.attack_steps, args.eval_images = 10, 100
+        args.attack_steps, args.eval_images, args.exact_eval_images = 10, 100, 8
         args.no_write = True
     return args
 
@@ -132,6 +135,8 @@ def table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
                  f"time, same updates: `nn.Linear` + Adam {fmt(alone['linear'])}, rank-1 "
                  f"{fmt(alone['rank1'])} | {b / alone['linear']:.1f}x, "
                  f"{b / alone['rank1']:.1f}x | >= 20x ({ok}) |")
+    lines.append(attack.efficiency_row(fooling["efficiency"]))
+    lines.append(attack.efficiency_row(fooling["per_cpu_second"], attack.PER_CPU))
     full = fooling["full_attack_s"] / 60
     lines.append(f"| 4 | full 200-trial, 10,000-update attack on `dae_sym` ({n} measured, "
                  f"the rest at the steady rate) | "
@@ -140,7 +145,7 @@ def table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
         status = "" if row["returncode"] == 0 else f" (exit {row['returncode']})"
         lines.append(f"| 5 | end-to-end {name}: `{row['command']}` | "
                      f"{row['seconds'] / 60:.1f} min{status} | | | report |")
-    lines.append(openset_eval.row(evaluation))
+    lines.extend(openset_eval.row(timing) for timing in evaluation)
     return "\n".join(lines)
 
 
@@ -176,9 +181,13 @@ def main(argv: list[str] | None = None) -> None:
                                                  (4, 16, 64), repeats=1 if args.quick else 2)
     pair = confidence.exact_pair(trained, test[:args.images], repeats=args.repeats)
     fooling = attack.attack_rows(trained, args.attack_steps, single=5)
+    fooling["efficiency"] = attack.efficiency(fooling, attack.update_flops(trained), peak)
+    fooling["per_cpu_second"] = attack.cpu_side_by_side(trained)
     print(f"  fooling: {fooling}", flush=True)
-    evaluation = openset_eval.time_paths(trained, data_dir, args.eval_images,
-                                         repeats=1 if args.quick else 2)
+    evaluation = [openset_eval.time_paths(trained, data_dir, args.eval_images,
+                                          repeats=1 if args.quick else 2),
+                  openset_eval.time_paths_exact(trained, data_dir, args.exact_eval_images,
+                                                repeats=1 if args.quick else 2)]
     e2e_rows = {}
     if args.e2e:
         for name, overrides in e2e.runs().items():
