@@ -56,16 +56,17 @@ class EpochTimer(pl.Callback):
         self.rates = self.clock.stop()
 
 
-def framework_run(model: str, data_dir: str,
-                  batches: int | None) -> tuple[dict, pl.LightningModule]:
+def framework_run(model: str, data_dir: str, batches: int | None,
+                  overrides: tuple[str, ...] = ()) -> tuple[dict, pl.LightningModule]:
     """Samples/s (``Clock``) of one ``trainer.fit`` epoch (``batches`` of it, or all with
-    None), conf/trainer/default.yaml settings, CSV logger, no progress bar, no checkpoint."""
+    None), conf/trainer/default.yaml settings (and ``overrides``, e.g.
+    ``trainer.precision=bf16-mixed``), CSV logger, no progress bar, no checkpoint."""
     with tempfile.TemporaryDirectory() as out:
         limit = [] if batches is None else [f"trainer.limit_train_batches={batches}"]
         cfg = compose_train([f"model={model}", "data=mnist", "debug=cpu", "callbacks=none",
                              "trainer.max_epochs=1", "++trainer.enable_checkpointing=false",
                              f"paths.data_dir={data_dir}", "data.download=false",
-                             f"paths.output_dir={out}", *limit])
+                             f"paths.output_dir={out}", *limit, *overrides])
         datamodule, module, timer = instantiate(cfg.data), instantiate(cfg.model), EpochTimer()
         loggers = [instantiate(c) for c in cfg.logger.values()]
         trainer = instantiate(cfg.trainer, callbacks=[timer], logger=loggers)
