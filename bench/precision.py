@@ -139,6 +139,7 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     best, model = throughput(data_dir, args.batches, args.repeats)
     autocast = scoring_under_autocast(model, load_test(data_dir, args.images))
+    print(f"  scores under bf16 autocast: {autocast}", flush=True)
     metrics = quality(args.steps, args.test_images)
     print(f"torch threads {torch.get_num_threads()}; load average (1 min) at start / end: "
           f"{load0:.1f} / {os.getloadavg()[0]:.1f}")
