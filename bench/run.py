@@ -6,6 +6,7 @@
     ... --eval-images N (open-set test phase, row 6; default 1000)
     ... --sweep (also time a 4-job sweep, joblib against one after another, row 8; minutes)
     ... --device cuda (every row with a GPU meaning on the GPU: 1-4, 6, 7)
+    ... --exact-eval-images N (row 6 with exact curvature; default 100)
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="test images of the open-set test phase (row 6; batches of 500)")
     p.add_argument("--small-steps", type=int, default=3000,
                    help="training steps per measurement of the small model (row 7)")
+    p.add_argument("--exact-eval-images", type=int, default=100,
+                   help="test images of the open-set test phase with exact curvature (row 6)")
     p.add_argument("--e2e", action="store_true", help="also time the end-to-end train.py runs")
     p.add_argument("--sweep", action="store_true",
                    help="also time a 4-job rings2d sweep, joblib against one after another")
@@ -69,6 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.batches, args.repeats, args.images, args.naive_images = 20, 1, 8, 2
         args.attack_steps, args.eval_images, args.small_steps = 10, 100, 100
+        args.exact_eval_images = 8
         args.no_write = True
     return args
 
@@ -152,6 +156,9 @@ def table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
                  f"time, same updates: `nn.Linear` + Adam {fmt(alone['linear'])}, rank-1 "
                  f"{fmt(alone['rank1'])} | {b / alone['linear']:.1f}x, "
                  f"{b / alone['rank1']:.1f}x | >= 20x ({ok}) |")
+    lines.append(attack.efficiency_row(fooling["efficiency"]))
+    if "per_cpu_second" in fooling:
+        lines.append(attack.efficiency_row(fooling["per_cpu_second"], attack.PER_CPU))
     full = fooling["full_attack_s"] / 60
     lines.append(f"| 4 | full 200-trial, 10,000-update attack on `dae_sym` ({n} measured, "
                  f"the rest at the steady rate) | "
@@ -160,7 +167,7 @@ def table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
         status = "" if row["returncode"] == 0 else f" (exit {row['returncode']})"
         lines.append(f"| 5 | end-to-end {name}: `{row['command']}` | "
                      f"{row['seconds'] / 60:.1f} min{status} | | | report |")
-    lines.append(openset_eval.row(evaluation))
+    lines.extend(openset_eval.row(timing) for timing in evaluation)
     lines.append(small_model.row(small, args.small_steps))
     if sweep_timing:
         lines.append(sweep.row(sweep_timing, args.sweep_steps))
@@ -200,9 +207,15 @@ def main(argv: list[str] | None = None) -> None:
                                                  (4, 16, 64), repeats=1 if args.quick else 2)
     pair = confidence.exact_pair(trained, test[:args.images], repeats=args.repeats)
     fooling = attack.attack_rows(trained, args.attack_steps, single=5, device=args.device)
+    fooling["efficiency"] = attack.efficiency(fooling, attack.update_flops(trained), peak)
+    if args.device == "cpu":  # CPU seconds of the update against those of torch.mm
+        fooling["per_cpu_second"] = attack.cpu_side_by_side(trained)
     print(f"  fooling: {fooling}", flush=True)
-    evaluation = openset_eval.time_paths(trained, data_dir, args.eval_images,
-                                         repeats=1 if args.quick else 2, device=args.device)
+    repeats = 1 if args.quick else 2
+    evaluation = [openset_eval.time_paths(trained, data_dir, args.eval_images,
+                                          repeats=repeats, device=args.device),
+                  openset_eval.time_paths_exact(trained, data_dir, args.exact_eval_images,
+                                                repeats=repeats, device=args.device)]
     small = small_model.best_rates(args.small_steps, args.repeats, args.device)
     sweep_timing = sweep.sweep_rows(args.sweep_steps) if args.sweep else {}
     for name, row in sweep_timing.items():

@@ -57,17 +57,18 @@ class EpochTimer(pl.Callback):
 
 
 def framework_run(model: str, data_dir: str, batches: int | None,
-                  device: str = "cpu") -> tuple[dict, pl.LightningModule]:
+                  device: str = "cpu",
+                  overrides: tuple[str, ...] = ()) -> tuple[dict, pl.LightningModule]:
     """Samples/s (``Clock``) of one ``trainer.fit`` epoch (``batches`` of it, or all with
-    None) on ``device``, conf/trainer/default.yaml settings, CSV logger, no progress bar,
-    no checkpoint."""
+    None) on ``device``, conf/trainer/default.yaml settings (and ``overrides``, e.g.
+    ``trainer.precision=bf16-mixed``), CSV logger, no progress bar, no checkpoint."""
     with tempfile.TemporaryDirectory() as out:
         limit = [] if batches is None else [f"trainer.limit_train_batches={batches}"]
         cfg = compose_train([f"model={model}", "data=mnist", "debug=cpu", "callbacks=none",
                              "trainer.max_epochs=1", "++trainer.enable_checkpointing=false",
                              f"paths.data_dir={data_dir}", "data.download=false",
                              f"paths.output_dir={out}", f"trainer.accelerator={device}",
-                             *limit])
+                             *limit, *overrides])
         datamodule, module, timer = instantiate(cfg.data), instantiate(cfg.model), EpochTimer()
         loggers = [instantiate(c) for c in cfg.logger.values()]
         trainer = instantiate(cfg.trainer, callbacks=[timer], logger=loggers)

@@ -251,3 +251,22 @@ def test_saved_test_batches_are_returned_unscored_for_the_same_weights_only(
 def test_test_progress_interval_must_be_seconds(value):
     with pytest.raises(ConfigError, match=r"^test_progress.save_every_s="):
         TestProgress(save_every_s=value)
+
+
+def test_dae_test_step_scores_in_float32_under_bf16_autocast(monkeypatch):
+    """``trainer.precision=bf16-mixed`` runs the test step under bf16 autocast; the error,
+    probabilities and scores are still the float32 ones computed outside it."""
+    torch.manual_seed(0)
+    model = DAEClassifier(ConvDAE(), curvature="hutchinson", probes=2).eval()
+    x, y = torch.rand(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    monkeypatch.setattr(model, "log", lambda *args, **kwargs: None)
+    model.score_needs = {None: True}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.test_step((x, y), 0)
+    with torch.no_grad():
+        probs, e = model(x).softmax(-1), reconstruction_error(x, model.reconstruct(x))
+    assert out.error.dtype == out.scores[None].dtype == torch.float32
+    torch.testing.assert_close(out.error, e)
+    torch.testing.assert_close(out.probs, probs)
+    torch.testing.assert_close(out.scores[None], out.gamma[:, None] * torch.exp(
+        -model.alpha * e / 784)[:, None] * probs)

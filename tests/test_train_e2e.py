@@ -100,6 +100,22 @@ def test_mnist_train_then_evaluate_checkpoint(name, tmp_path, mnist_dir):
     assert torch.equal(*scores)
 
 
+@pytest.mark.e2e
+def test_bf16_mixed_run_scores_as_its_checkpoint_in_float32(tmp_path, mnist_dir):
+    """``trainer.precision=bf16-mixed`` trains under bf16 autocast, and its test phase
+    still scores in float32: the checkpoint evaluated with ``32-true`` gives the same
+    test metrics (under autocast the per-pixel error would move by ~1e-3 relative)."""
+    run = tmp_path / "train"
+    metrics = train(compose_cfg("train", ["model=dae_sym", "+curvature=hutchinson",
+                                          "model.probes=2", *FAST,
+                                          "trainer.precision=bf16-mixed"], run))
+    again = evaluate(compose_cfg("evaluate", [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+                                              *TINY, "trainer.limit_test_batches=2"],
+                                 tmp_path / "eval"))
+    for key in ("test/acc", "test/acc@0.90", "test/acc@0.99", "test/mse", "test/loss"):
+        assert again[key] == pytest.approx(metrics[key], rel=1e-6, abs=0), key
+
+
 def test_unpaired_threshold_is_refused_before_any_work(tmp_path, mnist_dir):
     cfg = compose_cfg("train", ["model=dae_sym", *FAST], tmp_path)
     cfg.model.alpha_at = {0.9: 20.0}

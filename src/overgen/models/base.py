@@ -203,10 +203,15 @@ class ScoringModule(pl.LightningModule):
         ``self.scored``; its ``logged`` values logged. Scoring draws its random numbers
         (Hutchinson's probes) from torch's CPU generator seeded by ``batch_seed``, so a
         batch's scores do not depend on the batches scored before it (a resumed evaluation
-        equals an uninterrupted one) and the run's own random stream is left as it was."""
+        equals an uninterrupted one) and the run's own random stream is left as it was.
+        Scoring runs outside any autocast (``trainer.precision=bf16-mixed`` enters one
+        around this step), in the weights' float32: the thresholds act on
+        ``exp(-alpha e/D)`` at a per-pixel error of ~0.003 and on ``Gamma``, and bfloat16
+        keeps 8 significant bits (about 0.4% relative)."""
         out = self.scored.get(batch_idx)
         if out is None:
-            with torch.random.fork_rng(devices=[]):
+            with (torch.random.fork_rng(devices=[]),
+                  torch.autocast(self.device.type, enabled=False)):
                 torch.default_generator.manual_seed(batch_seed(self.global_rank, batch_idx))
                 out = self.score_batch(batch, batch_idx)
         else:
