@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import small_conv_dae
 from torch import nn
 
 from overgen import scores
@@ -22,23 +23,6 @@ def fd_trace(encode, decode, x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor
     return (r[:d] - r[d:]).diagonal().sum() / (2 * eps)
 
 
-def small_conv_dae(tied: bool, unpool: str) -> ConvDAE:
-    """``ConvDAE`` with thinner layers (conv1 1->1 channel, 16 latent units; conv2 keeps
-    its 64 outputs, which the decoder's reshape needs): the same code paths, ~15x cheaper."""
-    net = ConvDAE(tied=tied, unpool=unpool)
-    enc, hidden = net.encoder, 16
-    enc.conv1, enc.conv2 = nn.Conv2d(1, 1, 5, padding=2), nn.Conv2d(1, 64, 5, padding=2)
-    enc.fc, net.head = nn.Linear(64 * 7 * 7, hidden), nn.Linear(hidden, 10)
-    if tied:
-        net.dec_conv2_bias = nn.Parameter(0.1 * torch.randn(1))
-        net.dec_fc_bias = nn.Parameter(0.1 * torch.randn(64 * 7 * 7))
-    else:
-        net.dec_fc = nn.Linear(hidden, 64 * 7 * 7)
-        net.dec_conv2 = nn.ConvTranspose2d(64, 1, 5, padding=2)
-        net.dec_conv1 = nn.ConvTranspose2d(1, 1, 5, padding=2)
-    return net.double()
-
-
 def conv_closures(net: ConvDAE, x: torch.Tensor, repeat: int = 1):
     """``encode: x -> h`` and ``decode: h -> r`` with the switches of ``encode(x)`` fixed
     (``repeat``-ed along the batch for the finite-difference batch)."""
@@ -48,8 +32,12 @@ def conv_closures(net: ConvDAE, x: torch.Tensor, repeat: int = 1):
     return (lambda v: net.encode(v)[0]), (lambda h: net.decode(h, ctx))
 
 
-@pytest.mark.parametrize("tied", [True, False])
-@pytest.mark.parametrize("unpool", ["switches", "nearest"])
+# D JVPs and 2D forward passes a variant: the inner loop checks dae_sym's (tied, switches),
+# the slow tests the other three, whose batched traces equal these in the inner loop too
+@pytest.mark.parametrize("tied,unpool", [
+    (True, "switches"), pytest.param(True, "nearest", marks=pytest.mark.reference),
+    pytest.param(False, "switches", marks=pytest.mark.reference),
+    pytest.param(False, "nearest", marks=pytest.mark.reference)])
 def test_factored_trace_conv_dae(tied, unpool):
     torch.manual_seed(3)
     net = small_conv_dae(tied, unpool)
@@ -57,7 +45,7 @@ def test_factored_trace_conv_dae(tied, unpool):
     encode, decode = conv_closures(net, x)
     assert 0 < (encode(x) == 0).sum() < encode(x).numel()  # some units skipped, some kept
 
-    naive = scores.jacobian_trace(lambda v: decode(encode(v)), x, "exact", chunk_size=784)
+    naive = scores.jacobian_trace(lambda v: decode(encode(v)), x, "exact", chunk_size=98)
     fd = fd_trace(*conv_closures(net, x, 2 * 784), x)[None]
     for skip in (True, False):
         got = scores.jacobian_trace_factored(encode, decode, x, chunk_size=5,
@@ -107,28 +95,43 @@ def digit_like(n: int) -> torch.Tensor:
     return x
 
 
-@pytest.mark.parametrize("tied", [True, False])
-@pytest.mark.parametrize("unpool", ["switches", "nearest"])
-def test_conv_dae_jacobian_trace(tied, unpool):
-    """Batched samples with different counts of active units, a few units per chunk:
-    equal to the factored JVPs (all units, one sample at a time) to 1e-10 relative, and
-    to D JVPs of ``r`` and central differences on the random inputs."""
+def traced_batch(tied: bool, unpool: str) -> tuple[ConvDAE, torch.Tensor, torch.Tensor]:
+    """A thin conv dAE, 3 random and 3 digit-like images with different counts of active
+    units, and their traces by ``jacobian_trace`` with 2 units per chunk."""
     torch.manual_seed(6)
     net = small_conv_dae(tied, unpool)
     x = torch.cat([torch.rand(3, 1, 28, 28, dtype=torch.float64), digit_like(3)])
     counts = (net.encode(x)[0] > 0).sum(1)
     assert counts.min() < counts.max() and counts.min() > 0  # uneven packing
-    got = net.jacobian_trace(x, chunk_size=2 * len(x))  # 2 units per chunk
+    return net, x, net.jacobian_trace(x, chunk_size=2 * len(x))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("unpool", ["switches", "nearest"])
+def test_conv_dae_jacobian_trace(tied, unpool):
+    """Batched samples with different counts of active units, a few units per chunk:
+    equal to the factored JVPs (all units, one sample at a time) to 1e-10 relative (which
+    ``test_factored_trace_conv_dae`` checks against D JVPs and central differences)."""
+    net, x, got = traced_batch(tied, unpool)
     for i, xi in enumerate(x.split(1)):
-        encode, decode = conv_closures(net, xi)
-        factored = scores.jacobian_trace_factored(encode, decode, xi, chunk_size=7)
+        factored = scores.jacobian_trace_factored(*conv_closures(net, xi), xi, chunk_size=7)
         torch.testing.assert_close(got[i:i + 1], factored, rtol=1e-10, atol=0)
-        if i < 3:
-            naive = scores.jacobian_trace(lambda v, e=encode, d=decode: d(e(v)), xi, "exact",
-                                          chunk_size=784)
-            torch.testing.assert_close(got[i:i + 1], naive, rtol=1e-10, atol=0)
-            fd = fd_trace(*conv_closures(net, xi, 2 * 784), xi)[None]
-            torch.testing.assert_close(got[i:i + 1], fd, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.reference  # 784 JVPs and 1,568 forward passes per image, 12 images
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("unpool", ["switches", "nearest"])
+def test_conv_dae_jacobian_trace_against_d_jvps_and_differences(tied, unpool):
+    """The batched traces of the random images equal D JVPs of ``r`` to 1e-10 relative and
+    central differences to 1e-6."""
+    net, x, got = traced_batch(tied, unpool)
+    for i, xi in enumerate(x[:3].split(1)):
+        encode, decode = conv_closures(net, xi)
+        naive = scores.jacobian_trace(lambda v, e=encode, d=decode: d(e(v)), xi, "exact",
+                                      chunk_size=98)
+        torch.testing.assert_close(got[i:i + 1], naive, rtol=1e-10, atol=0)
+        fd = fd_trace(*conv_closures(net, xi, 2 * 784), xi)[None]
+        torch.testing.assert_close(got[i:i + 1], fd, rtol=1e-6, atol=1e-6)
 
 
 def test_conv_dae_jacobian_trace_gradient():
@@ -145,12 +148,18 @@ def test_conv_dae_jacobian_trace_gradient():
 
 @pytest.mark.parametrize("net", ["conv", "mlp"])
 def test_model_exact_curvature(net):
-    """``DAEClassifier.curvature`` (exact) equals the naive ``gamma``: the network's
-    ``jacobian_trace`` for the conv dAE (more samples than one group, put back in order),
-    by D = 2 JVPs for the 2-D one (200 > 2)."""
+    """``DAEClassifier.curvature`` (exact) equals ``gamma`` computed apart: for the conv dAE
+    (the network's ``jacobian_trace`` on more samples than one group, put back in order)
+    by the factored JVPs (``test_factored_trace_conv_dae``: equal to D JVPs), for the 2-D
+    one (200 > 2) by D = 2 JVPs of ``r``."""
     torch.manual_seed(5)
     network = small_conv_dae(True, "switches") if net == "conv" else MLPDAE().double()
     model = DAEClassifier(network, curvature="exact", chunk_size=5)
-    x = (torch.rand(10, 1, 28, 28) if net == "conv" else torch.randn(5, 2)).double()
-    naive = scores.curvature(model.reconstruct, x, "exact", chunk_size=784)
-    torch.testing.assert_close(model.curvature(x), naive, rtol=1e-10, atol=1e-12)
+    if net == "conv":
+        x = torch.rand(10, 1, 28, 28, dtype=torch.float64)
+        trace = scores.jacobian_trace_factored(*conv_closures(network, x), x, chunk_size=16)
+        want = (trace - 784) / 784
+    else:
+        x = torch.randn(5, 2, dtype=torch.float64)
+        want = scores.curvature(model.reconstruct, x, "exact")
+    torch.testing.assert_close(model.curvature(x), want, rtol=1e-10, atol=1e-12)

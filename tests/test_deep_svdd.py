@@ -31,7 +31,11 @@ def test_centre_nudges_coordinates_near_zero_by_hand():
 
 
 def test_centre_is_the_mean_embedding_of_the_training_digit(mnist_dir):
-    model = DeepSVDD(ConvEncoder(bias=False), eps=0.01)
+    encoder = ConvEncoder(bias=False)  # thinned (1 and 4 channels, 64 units): ~100x cheaper
+    encoder.conv1 = nn.Conv2d(1, 1, 5, padding=2, bias=False)
+    encoder.conv2 = nn.Conv2d(1, 4, 5, padding=2, bias=False)
+    encoder.fc = nn.Linear(4 * 7 * 7, 64, bias=False)
+    model = DeepSVDD(encoder, eps=0.01)
     dm = MNISTDataModule(mnist_dir, digit=4, batch_size=1000)
     model.fit_centre(dm)
     # independently: every training 4 of the raw files, embedded in float64, mean in numpy

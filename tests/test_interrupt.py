@@ -1,7 +1,7 @@
-"""Stop and continue: SIGTERM / SIGINT end train.py within seconds, saying what it saved,
-and ``resume=true`` continues to the result of an uninterrupted run; a job killed after
-its training is resumed at evaluation, never trained again. Real signals to real
-train.py processes."""
+"""Stop and continue: SIGTERM / SIGINT end train.py and evaluate.py within seconds, saying
+what they saved, and ``resume=true`` continues to the result of an uninterrupted run; a job
+killed after its training is resumed at evaluation, never trained again. Real signals to
+real train.py and evaluate.py processes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from helpers import ROOT, TINY, comparable
 from test_reliability import RINGS, _metrics, _train
 
-pytestmark = pytest.mark.e2e  # every test signals real train.py processes
+pytestmark = pytest.mark.e2e  # every test signals real train.py / evaluate.py processes
 
 # a small attack on a CNN trained for 40 steps: ~600 updates of 10 trials, some fooled
 # at each threshold, in a few seconds on a CPU; its state saved every 50 updates
@@ -34,11 +34,11 @@ EVAL = ["experiment=openset", "+known=3", "model=dae_sym", "+curvature=hutchinso
 EXIT_WITHIN = 10  # seconds from the signal to the process's end
 
 
-def _start(*args: str, log_dir: Path) -> tuple[subprocess.Popen, Path]:
-    """train.py in the background; stderr goes to a file (a pipe nobody reads can fill)."""
+def _start(*args: str, log_dir: Path, script: str = "train.py") -> tuple[subprocess.Popen, Path]:
+    """``script`` in the background; stderr goes to a file (a pipe nobody reads can fill)."""
     err = log_dir.parent / f"stderr-{time.monotonic_ns()}.txt"
     env = {**os.environ, "OVERGEN_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], env=env,
+    proc = subprocess.Popen([sys.executable, str(ROOT / script), *args], env=env,
                             cwd=log_dir.parent, stdout=subprocess.DEVNULL,
                             stderr=err.open("w"))
     return proc, err
@@ -47,7 +47,7 @@ def _start(*args: str, log_dir: Path) -> tuple[subprocess.Popen, Path]:
 def _wait_for(found, proc: subprocess.Popen, what: str, timeout: float = 300):
     deadline = time.time() + timeout
     while not (hit := found()):
-        assert proc.poll() is None, f"train.py ended (code {proc.returncode}) before {what}"
+        assert proc.poll() is None, f"the process ended (code {proc.returncode}) before {what}"
         assert time.time() < deadline, f"no {what} after {timeout} s"
         time.sleep(0.05)
     return hit
@@ -193,6 +193,46 @@ def test_sigterm_during_evaluation_keeps_scored_batches_and_resume_equals_uninte
     assert ckpt.read_bytes() == trained and not progress.exists()
     later = [csv for csv in logs.rglob("metrics.csv") if ckpt.parent.parent not in csv.parents]
     assert later and not any("train/" in csv.read_text() for csv in later)
+
+
+def test_sigterm_during_evaluate_py_keeps_scored_batches_and_resume_equals_uninterrupted(
+        tmp_path, mnist_dir):
+    """evaluate.py keeps its finished test batches in its job's folder: the same command
+    with resume=true, in a new run dir, scores only the others and ends with the
+    metrics.json of an uninterrupted evaluation of the checkpoint."""
+    trained = _train(*[o for o in EVAL if not o.startswith("trainer.limit_test_batches")],
+                     "trainer.limit_test_batches=1", log_dir=tmp_path / "train")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    (ckpt,) = (tmp_path / "train").rglob("last.ckpt")
+    job = [f"ckpt_path={ckpt}", "debug=tiny", "trainer.limit_test_batches=12",
+           "data.eval_batch_size=32", "test_progress.save_every_s=0"]
+
+    def evaluate(*args: str, log_dir: Path) -> dict:
+        proc, err = _start(*job, *args, log_dir=log_dir, script="evaluate.py")
+        assert proc.wait(timeout=600) == 0, err.read_text()[-2000:]
+        return _metrics(log_dir.rglob("metrics.json"))[-1]
+
+    want = evaluate(log_dir=tmp_path / "a")
+    assert not list((tmp_path / "a").rglob("test_progress.pt"))  # gone once finished
+
+    logs = tmp_path / "b"
+    proc, err = _start(*job, log_dir=logs, script="evaluate.py")
+    (progress,) = _wait_for(lambda: list(logs.rglob("test_progress.pt")), proc,
+                            "a scored test batch")
+    _stop(proc, signal.SIGTERM)
+    assert proc.returncode == 143, err.read_text()[-2000:]
+    assert progress.parent.parent == logs / "evaluate" / ".progress"  # not in the run dir
+    scored = len(torch.load(progress, weights_only=True)["batches"])
+    assert 0 < scored < 12, scored
+    line = err.read_text().strip().splitlines()[-1]
+    assert line.startswith(f"stopped by SIGTERM: saved the scores of {scored} test batches in "
+                           f"{progress}; continue with: ") and line.endswith(" resume=true")
+
+    got = evaluate("resume=true", log_dir=logs)
+    assert any(f"test: {12 - scored} test batches scored here, {scored} read from {progress}"
+               in log.read_text() for log in logs.rglob("evaluate.log"))
+    assert len(list(logs.rglob("metrics.json"))) == 1 and not progress.exists()
+    assert comparable(got) == comparable(want)
 
 
 def test_the_same_signal_twice_at_once_is_one_and_a_later_one_ends_the_process(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import compose_cfg
+from helpers import compose_cfg, small_conv_dae
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -14,7 +14,13 @@ from overgen.models import Classifier, DAEClassifier
 from overgen.models.base import build_network, network_config
 from overgen.models.classifier import cool_loss
 from overgen.networks import MLPDAE, ConvClassifier, ConvDAE
-from overgen.scores import confidence
+from overgen.scores import (
+    confidence,
+    curvature,
+    curvature_factor,
+    error_factor,
+    reconstruction_error,
+)
 
 
 def test_cool_loss_is_cross_entropy_against_spread_target():
@@ -40,11 +46,14 @@ def test_dae_class_scores_are_confidence_times_softmax():
 
 def test_dae_threshold_skips_gamma_but_keeps_decisions():
     torch.manual_seed(0)
-    model = DAEClassifier(ConvDAE(), curvature="exact", alpha_at={0.9: 20.0, 0.99: 3.0}).double()
+    model = DAEClassifier(small_conv_dae(True, "switches"), curvature="exact",
+                          alpha_at={0.9: 20.0, 0.99: 3.0})
     x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    gamma = curvature_factor(curvature(model.reconstruct, x), model.beta)  # D JVPs, once
+    e = reconstruction_error(x, model.reconstruct(x))
     for t in (0.9, 0.99):
         full = model.class_scores(x, threshold=t, gate=False)
-        c = confidence(model.reconstruct, x, alpha=model.alpha_for(t), beta=model.beta)
+        c = error_factor(e, model.alpha_for(t), 784) * gamma
         torch.testing.assert_close(full, c[:, None] * model(x).softmax(-1))
         gated = model.class_scores(x, threshold=t)
         assert torch.equal(full.amax(-1) >= t, gated.amax(-1) >= t)

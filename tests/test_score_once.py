@@ -12,11 +12,13 @@ import torch
 import torch.nn.functional as F
 from helpers import TINY, compose_cfg
 
+from overgen.callbacks import FarOOD
 from overgen.errors import ConfigError
 from overgen.models import Classifier, DAEClassifier
-from overgen.models.base import merge_needs
+from overgen.models.base import batch_seed, merge_needs
 from overgen.models.posthoc import FeatureFit
 from overgen.networks import MLPDAE, ConvClassifier, ConvDAE
+from overgen.outputs import FINAL_SCORE
 from overgen.scores import curvature_factor, reconstruction_error
 from overgen.tasks import train
 from overgen.test_progress import TestProgress
@@ -270,3 +272,31 @@ def test_dae_test_step_scores_in_float32_under_bf16_autocast(monkeypatch):
     torch.testing.assert_close(out.probs, probs)
     torch.testing.assert_close(out.scores[None], out.gamma[:, None] * torch.exp(
         -model.alpha * e / 784)[:, None] * probs)
+
+
+def test_far_ood_images_are_scored_like_test_batches_in_their_own_stream(monkeypatch):
+    """``FarOOD`` and ``test_step`` score through ``score_seeded``: each batch's draws from
+    torch's generator seeded by ``batch_seed(rank, batch, *stream)``, here by hand."""
+    model = _rings_dae(monkeypatch)
+    images = torch.randn(10, 2)
+    trainer = SimpleNamespace(global_rank=0, world_size=1,
+                              datamodule=SimpleNamespace(eval_batch_size=4))
+
+    def by_hand(x: torch.Tensor, batch_idx: int, *stream: int) -> torch.Tensor:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(batch_seed(0, batch_idx, *stream))
+            return model.score_batch((x, torch.zeros(len(x), dtype=torch.long)), batch_idx)
+
+    stream = torch.get_rng_state()
+    far = FarOOD(threshold=None)._scored(images, 2, trainer, model)[FINAL_SCORE]
+    assert torch.equal(torch.get_rng_state(), stream)  # the run's own stream untouched
+    want = torch.cat([by_hand(x, i, 2).scores[None].amax(-1) for i, x in
+                      enumerate(images.split(4))])
+    assert torch.equal(far, want.double())
+    other_stream = FarOOD(threshold=None)._scored(images, 3, trainer, model)[FINAL_SCORE]
+    assert not torch.equal(far, other_stream)  # the draws matter: a test with teeth
+
+    batch = (images[:4], torch.randint(0, 3, (4,)))
+    tested = model.test_step(batch, 0)
+    assert torch.equal(tested.gamma, by_hand(batch[0], 0).gamma)
+    assert torch.equal(tested.scores[None], model.score_seeded(batch, 0).scores[None])

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from helpers import small_conv_dae
 
 from overgen.models import SeparateDAEClassifier
-from overgen.networks import ConvClassifier, ConvDAE
+from overgen.networks import ConvClassifier
 from overgen.scores import curvature_factor, error_factor, reconstruction_error
 
 
 def separate_model() -> SeparateDAEClassifier:
     torch.manual_seed(0)
-    return SeparateDAEClassifier(ConvDAE(), ConvClassifier(), alpha=20.0, beta=10.0,
+    return SeparateDAEClassifier(small_conv_dae(True, "switches"), ConvClassifier(),
+                                 alpha=20.0, beta=10.0,
                                  alpha_at={0.9: 20.0, 0.99: 3.0}).double()
 
 

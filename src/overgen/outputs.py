@@ -14,6 +14,9 @@ RINGS_CHECK_FILE = "rings_check.json"  # c(x) on and off the rings (overgen.repo
 # the fooling attack's final images (callbacks.FoolingAttack), float16 [N, 784] in [0, 1]:
 # a far-OOD set (callbacks.FarOOD) of a later evaluation
 FOOLING_IMAGES_FILE = "fooling_images.npy"
+# evaluate.py's test_progress_file(rank) of a job: <log dir>/<task>/EVALUATE_PROGRESS_DIR/
+# <runs.job_digest of its overrides and checkpoint>/, found again by the same command
+EVALUATE_PROGRESS_DIR = ".progress"
 
 
 def _rank_file(stem: str, rank: int) -> str:

@@ -1,6 +1,6 @@
 """Runs across invocations: find an earlier run of the same job, tell whether it finished,
-record why one failed, keep two launches of one job from running at once. A job is its
-task and its command-line overrides (Hydra writes them to
+record why one failed, keep two launches of one job from running at once, name a job. A
+job is its task and its command-line overrides (Hydra writes them to
 ``<run dir>/.hydra/overrides.yaml``), whatever dir or sweep it ran in."""
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ def job_overrides(overrides: list[str]) -> list[str]:
     ``paths.*`` keys."""
     return sorted(o for o in overrides if _key(o) not in RUN_CONTROL_KEYS
                   and not _key(o).startswith(("hydra.", "hydra/", "paths.")))
+
+
+def job_digest(overrides: list[str], *also: str) -> str:
+    """16 hex digits naming the job of ``overrides`` (its ``job_overrides``) and ``also``."""
+    job = " ".join([*job_overrides(overrides), *also])
+    return hashlib.sha256(job.encode()).hexdigest()[:16]
 
 
 def earlier_runs(search_dir: str | Path, overrides: list[str]) -> list[Path]:
@@ -91,7 +97,7 @@ def job_lock(search_dir: str | Path, overrides: list[str]) -> Iterator[None]:
         yield
         return
     job = " ".join(job_overrides(overrides))
-    path = Path(search_dir) / ".locks" / f"{hashlib.sha256(job.encode()).hexdigest()[:16]}.lock"
+    path = Path(search_dir) / ".locks" / f"{job_digest(overrides)}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
         try:

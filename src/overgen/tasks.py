@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ from overgen.checkpoints import (
 )
 from overgen.errors import ConfigError, OvergenError
 from overgen.outputs import (
+    EVALUATE_PROGRESS_DIR,
     METRICS_FILE,
     RUN_ALPHA,
     RUN_DATA,
@@ -39,7 +41,7 @@ from overgen.outputs import (
     threshold_key,
 )
 from overgen.resume import earlier_runs_of, resume_point
-from overgen.runs import completed_metrics
+from overgen.runs import completed_metrics, job_digest
 from overgen.scores import CURVATURE_METHODS
 from overgen.stopping import StopOnNonFiniteLoss, StopOnSignal
 from overgen.test_progress import TestProgress
@@ -87,6 +89,13 @@ def _instantiate_all(group: DictConfig | None, key: str) -> list[Any]:
         return []
     return [_instantiate(c, f"{key}.{name}") for name, c in group.items()
             if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def _check_flags(cfg: DictConfig, *keys: str) -> None:
+    """Refuse a value of ``keys`` (``resume``, ``overwrite``) other than true or false."""
+    for key in keys:
+        if not isinstance(cfg.get(key), bool):
+            raise ConfigError(key, cfg.get(key), "true or false")
 
 
 def _check_shared_keys(cfg: DictConfig) -> None:
@@ -214,9 +223,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     and the fooling attack continue from what they saved beside that checkpoint.
     """
     started = time.monotonic()
-    for key in ("resume", "overwrite"):
-        if not isinstance(cfg.get(key), bool):
-            raise ConfigError(key, cfg.get(key), "true or false")
+    _check_flags(cfg, "resume", "overwrite")
     _check_shared_keys(cfg)
     overrides = task_overrides()
     resume = cfg.resume or cfg.ckpt_path == "last"
@@ -285,11 +292,22 @@ def _config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig
     return out
 
 
+def _evaluate_progress_dir(cfg: DictConfig) -> str:
+    """Where ``evaluate.py`` keeps the finished test batches of its job (its overrides and
+    checkpoint) for the same command with ``resume=true``, whatever its run dir:
+    ``<log dir>/<task>/.progress/<job digest>`` (``outputs.EVALUATE_PROGRESS_DIR``)."""
+    job = job_digest(task_overrides(), os.path.abspath(cfg.ckpt_path))
+    return os.path.join(cfg.paths.log_dir, cfg.task_name, EVALUATE_PROGRESS_DIR, job)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test the checkpoint ``cfg.ckpt_path`` with the evaluation callbacks and write
     ``metrics.json`` in this run's dir. With ``logger=wandb`` the results go to the
-    training's W&B run (the id the checkpoint stores), its config under ``evaluate``."""
+    training's W&B run (the id the checkpoint stores), its config under ``evaluate``.
+    The finished test batches are saved in the job's ``_evaluate_progress_dir``;
+    ``resume=true`` reads them back instead of scoring them again."""
     started = time.monotonic()
+    _check_flags(cfg, "resume")
     ckpt = load_checkpoint(cfg.ckpt_path)
     saved = ckpt[CHECKPOINT_KEY]
     trained = OmegaConf.create(saved["config"])
@@ -299,7 +317,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     saved_choices = saved.get("choices") or {}
     choices = {k: v if v is not None else saved_choices.get(k) for k, v in group_choices().items()}
     task = trained.get("task_name") or cfg.task_name
-    datamodule, model, callbacks, trainer = _build(cfg, [], task, choices)
+    progress = _instantiate(cfg.test_progress, "test_progress")
+    progress.state_dir, progress.resume = _evaluate_progress_dir(cfg), cfg.resume
+    datamodule, model, callbacks, trainer = _build(cfg, [progress], task, choices)
+    os.makedirs(progress.state_dir, exist_ok=True)
     log_hyperparameters(trainer.loggers, {"evaluate": {
         **hyperparameters(cfg, choices, task_overrides(), datamodule.train_classes),
         "ckpt_path": os.path.abspath(cfg.ckpt_path)}})
@@ -315,5 +336,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics.update({f"run/{k}": OmegaConf.select(trained, f"trainer.{k}")
                     for k in SIZE_LIMITS if k != "limit_test_batches"})
     _write_metrics(cfg, trainer, metrics)
+    progress.remove()
+    with contextlib.suppress(OSError):  # the job's folder, and parents left empty by it
+        os.removedirs(progress.state_dir)
     log_tables(trainer.loggers, metrics, cfg.paths.output_dir)
     return metrics

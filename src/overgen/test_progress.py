@@ -27,11 +27,12 @@ class TestProgress(pl.Callback):
     ``<state_dir>/test_progress.pt`` (``test_progress.rank<r>.pt`` on rank ``r``) at most
     every ``save_every_s`` seconds (0: after every batch), after the last one and when
     stopped (SIGTERM / SIGINT); ``train.py`` sets ``state_dir`` to the folder of the
-    checkpoint it tests (None: nothing is saved). A later test of the same weights
-    (``weights_digest``), with the same scores asked for, number of test batches and of
-    ranks, hands the saved batches to the model (``ScoringModule.scored``), which returns
-    them unscored; saves of other weights or settings are ignored with a warning.
-    ``remove()`` deletes the file once ``metrics.json`` is written."""
+    checkpoint it tests, ``evaluate.py`` to a folder of its job (None: nothing is saved).
+    A later test of the same weights (``weights_digest``), with the same scores asked for,
+    number of test batches and of ranks, hands the saved batches to the model
+    (``ScoringModule.scored``), which returns them unscored; saves of other weights or
+    settings are ignored with a warning, and with ``resume`` false any save (it is
+    overwritten). ``remove()`` deletes the file once ``metrics.json`` is written."""
 
     __test__ = False  # not a pytest test class
 
@@ -42,6 +43,7 @@ class TestProgress(pl.Callback):
                               "a non-negative number of seconds (0: after every test batch)")
         self.save_every_s = float(save_every_s)
         self.state_dir: str | None = None
+        self.resume = True  # read the batches an earlier test saved in state_dir
         self.path: str | None = None
         self.settings: dict[str, Any] = {}
         self.batches: dict[int, dict[str, Any]] = {}  # finished batches as TestOutputs fields
@@ -56,7 +58,7 @@ class TestProgress(pl.Callback):
             "weights": weights_digest(pl_module), "world_size": trainer.world_size,
             "test_batches": str(trainer.num_test_batches),
             "score_needs": {str(t): full for t, full in pl_module.score_needs.items()}}
-        self.batches = self._load()
+        self.batches = self._load() if self.resume else {}
         self.read = len(self.batches)
         pl_module.scored = {i: TestOutputs(**fields) for i, fields in self.batches.items()}
         if self.batches:

@@ -15,7 +15,7 @@ from overgen.callbacks.thresholded import Thresholded
 from overgen.data.far_ood import far_ood_images, load_fooling_images
 from overgen.errors import ConfigError
 from overgen.metrics import CatScores, ood_metrics
-from overgen.models.base import ScoreNeeds, ScoringModule, TestOutputs, batch_seed
+from overgen.models.base import ScoreNeeds, ScoringModule, TestOutputs
 from overgen.outputs import FAR_OOD_NAMES, FAR_OOD_SETS, FINAL_SCORE, far_ood_key
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class FarOOD(Thresholded):
     ranked by the max final score at ``threshold`` (null: the model's own settings) and by
     each post-hoc score of the model.
 
-    The far-OOD images are scored at test end through the model's ``score_batch`` (what
+    The far-OOD images are scored at test end through the model's ``score_seeded`` (what
     ``test_step`` returns, without its logging), a batch of ``data.eval_batch_size`` at a
     time, each DDP rank its share; the Mahalanobis fit of the test is reused. Every image is
     scored in full: with the dAE the curvature of every image, as costly as that many test
@@ -103,19 +103,16 @@ class FarOOD(Thresholded):
 
     def _scored(self, images: Tensor, stream: int, trainer: pl.Trainer,
                 pl_module: ScoringModule) -> dict[str, Tensor]:
-        """Every score of this rank's share of ``images``, gathered over the ranks; random
-        draws from ``batch_seed(rank, batch, stream)``."""
+        """Every score of this rank's share of ``images``, gathered over the ranks, scored
+        like test batches (``ScoringModule.score_seeded``) in a random stream of their own."""
         ranked = RankedScores(self.threshold, pl_module.device)
         batch_size = getattr(trainer.datamodule, "eval_batch_size", 500)
         share = images[trainer.global_rank::trainer.world_size].split(batch_size)
         for i, x in enumerate(share):
             x = x.to(pl_module.device, pl_module.dtype)
-            # label 0 stands in: score_batch's losses (``logged``) are not read here
+            # label 0 stands in: the losses it feeds (``logged``, ~0.1% of the scoring) go unread
             y = torch.zeros(len(x), dtype=torch.long, device=pl_module.device)
-            with torch.random.fork_rng(devices=[]):  # Hutchinson's probes, as in test_step
-                torch.default_generator.manual_seed(
-                    batch_seed(trainer.global_rank, i, stream))
-                ranked.update(pl_module.score_batch((x, y), i))
+            ranked.update(pl_module.score_seeded((x, y), i, stream))
         return ranked.compute()[0]
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:

@@ -200,25 +200,28 @@ class ScoringModule(pl.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> TestOutputs:
         """The batch scored once for every evaluation (``score_batch``), or read from
-        ``self.scored``; its ``logged`` values logged. Scoring draws its random numbers
-        (Hutchinson's probes) from torch's CPU generator seeded by ``batch_seed``, so a
+        ``self.scored``; its ``logged`` values logged. Scored by ``score_seeded``, so a
         batch's scores do not depend on the batches scored before it (a resumed evaluation
-        equals an uninterrupted one) and the run's own random stream is left as it was.
-        Scoring runs outside any autocast (``trainer.precision=bf16-mixed`` enters one
-        around this step), in the weights' float32: the thresholds act on
-        ``exp(-alpha e/D)`` at a per-pixel error of ~0.003 and on ``Gamma``, and bfloat16
-        keeps 8 significant bits (about 0.4% relative)."""
+        equals an uninterrupted one)."""
         out = self.scored.get(batch_idx)
-        if out is None:
-            with (torch.random.fork_rng(devices=[]),
-                  torch.autocast(self.device.type, enabled=False)):
-                torch.default_generator.manual_seed(batch_seed(self.global_rank, batch_idx))
-                out = self.score_batch(batch, batch_idx)
-        else:
-            out = out.to(self.device)
+        out = self.score_seeded(batch, batch_idx) if out is None else out.to(self.device)
         for name, value in out.logged.items():
             self.log(name, value, sync_dist=True)
         return out
+
+    def score_seeded(self, batch, batch_idx: int, *stream: int) -> TestOutputs:
+        """``score_batch(batch, batch_idx)`` with its random draws (Hutchinson's probes) from
+        torch's CPU generator seeded by ``batch_seed(self.global_rank, batch_idx, *stream)``,
+        the run's own random stream left as it was: the one way test batches and other
+        scored images (``callbacks.FarOOD``: ``stream``) are scored. Outside any autocast
+        (``trainer.precision=bf16-mixed`` enters one around the test step), in the weights'
+        float32: the thresholds act on ``exp(-alpha e/D)`` at a per-pixel error of ~0.003
+        and on ``Gamma``, and bfloat16 keeps 8 significant bits (about 0.4% relative)."""
+        with (torch.random.fork_rng(devices=[]),
+              torch.autocast(self.device.type, enabled=False)):
+            torch.default_generator.manual_seed(batch_seed(self.global_rank, batch_idx,
+                                                           *stream))
+            return self.score_batch(batch, batch_idx)
 
     def score_batch(self, batch, batch_idx: int) -> TestOutputs:
         """The batch scored once for every evaluation (``self.score_needs``)."""

@@ -57,11 +57,11 @@ def _stopped(cfg: DictConfig, exc: BaseException) -> NoReturn:
     DDP job alone) and exit 128 + signal. Lightning's own ``SIGTERMException`` counts as
     SIGTERM."""
     signum = getattr(exc, "signum", signal.SIGTERM)
-    train = "resume" in cfg
-    saved = getattr(exc, "saved", None) or ("nothing new since the last checkpoint" if train
-                                            else "nothing (evaluate.py starts over)")
+    trains = "checkpoint" in cfg  # train.py; evaluate.py saves test batches alone
+    saved = getattr(exc, "saved", None) or ("nothing new since the last checkpoint" if trains
+                                            else "nothing yet")
     args = [a for a in sys.argv[1:] if a.split("=", 1)[0] != "resume"]
-    again = shlex.join(["python", sys.argv[0], *args, *(["resume=true"] if train else [])])
+    again = shlex.join(["python", sys.argv[0], *args, "resume=true"])
     if first_process():
         _say(f"stopped by {signal.Signals(signum).name}: saved {saved}; continue with: {again}")
     sys.exit(128 + signum)
