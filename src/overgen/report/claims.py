@@ -42,28 +42,36 @@ def _needed(s: dict, keys) -> list[float] | None:
     return [s[k] for k in keys] if all(k in s for k in keys) else None
 
 
-def fooling(s: dict) -> Judged:
-    rates = _needed(s, [f"table1/{m}/fooled@{t}" for m in ("dae_sym", "cnn")
+def _verdict(holds: list[bool]) -> str:
+    """Reproduced when every part of a rule holds, partly when some do."""
+    return REPRODUCED if all(holds) else PARTLY if any(holds) else NOT
+
+
+def _fooled(s: dict, model: str) -> tuple[str, list[float], list[float]] | None:
+    """``(ours, model's rates, the CNN's rates)`` at 0.90 and 0.99; None while missing."""
+    rates = _needed(s, [f"table1/{m}/fooled@{t}" for m in (model, "cnn")
                         for t in ("0.90", "0.99")])
     if rates is None:
         return None
-    dae, cnn = rates[:2], rates[2:]
-    ours = (f"dAE {_pct(dae[0])} / {_pct(dae[1])}, CNN {_pct(cnn[0])} / {_pct(cnn[1])} "
-            f"fooled at 0.90 / 0.99 ({s.get('table1/dae_sym/epochs', '?')} epochs)")
-    holds = [max(dae) <= 0.01, min(cnn) >= 0.90]
-    return ours, REPRODUCED if all(holds) else PARTLY if any(holds) else NOT
+    mine, cnn = rates[:2], rates[2:]
+    name = {"dae_sym": "dAE", "cool": "COOL"}[model]
+    ours = (f"{name} {_pct(mine[0])} / {_pct(mine[1])}, CNN {_pct(cnn[0])} / {_pct(cnn[1])} "
+            f"fooled at 0.90 / 0.99 ({s.get(f'table1/{model}/epochs', '?')} epochs)")
+    return ours, mine, cnn
+
+
+def fooling(s: dict) -> Judged:
+    if (found := _fooled(s, "dae_sym")) is None:
+        return None
+    ours, dae, cnn = found
+    return ours, _verdict([max(dae) <= 0.01, min(cnn) >= 0.90])
 
 
 def cool_fooling(s: dict) -> Judged:
-    rates = _needed(s, [f"table1/{m}/fooled@{t}" for m in ("cool", "cnn")
-                        for t in ("0.90", "0.99")])
-    if rates is None:
+    if (found := _fooled(s, "cool")) is None:
         return None
-    cool, cnn = rates[:2], rates[2:]
-    ours = (f"COOL {_pct(cool[0])} / {_pct(cool[1])}, CNN {_pct(cnn[0])} / {_pct(cnn[1])} "
-            f"fooled at 0.90 / 0.99 ({s.get('table1/cool/epochs', '?')} epochs)")
-    holds = [c <= n / 2 for c, n in zip(cool, cnn, strict=True)]
-    return ours, REPRODUCED if all(holds) else PARTLY if any(holds) else NOT
+    ours, cool, cnn = found
+    return ours, _verdict([c <= n / 2 for c, n in zip(cool, cnn, strict=True)])
 
 
 def cool_fooling_why(s: dict) -> str:
@@ -82,8 +90,7 @@ def fast_fooling(s: dict) -> Judged:
     dae, cnn = rates
     ours = (f"dAE {_pct(dae)}, CNN {_pct(cnn)} fooled at 0.90 with lr 1e-3 "
             f"({s.get('table1/dae_sym@lr0.001/epochs', '?')} epochs)")
-    holds = [dae <= 0.01, cnn >= 0.90]
-    return ours, REPRODUCED if all(holds) else PARTLY if any(holds) else NOT
+    return ours, _verdict([dae <= 0.01, cnn >= 0.90])
 
 
 def thresholding(s: dict) -> Judged:
@@ -169,8 +176,7 @@ def rings(s: dict) -> Judged:
     ours = (f"c median {on:.3f} on ring samples (10th percentile "
             f"{s.get('fig2/c_rings_p10', float('nan')):.3f}); at most {centres:.1e} at the "
             f"centres, {far:.1e} far away ({s.get('fig2/steps', '?')} steps)")
-    holds = [on >= 0.5, centres <= 0.1, far <= 0.1]
-    return ours, REPRODUCED if all(holds) else PARTLY if any(holds) else NOT
+    return ours, _verdict([on >= 0.5, centres <= 0.1, far <= 0.1])
 
 
 def curvature(s: dict) -> Judged:
