@@ -32,7 +32,16 @@ class StopOnSignal(pl.Callback):
     ``resume=true`` continues from exactly here) and raises ``Stopped``. After a test
     batch: raises ``Stopped`` (``TestProgress`` saves the scored batches for the resumed
     evaluation; ranks may hold different numbers of test batches, so each stops on its
-    own signal). Costly scoring inside one batch checks on its own."""
+    own signal). Costly scoring inside one batch checks on its own. Under DDP it takes the
+    signals back from Lightning when training and testing start
+    (``stop.replace_lightning_handler``)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.world_size > 1:  # after the Trainer has set its handlers
+            stop.replace_lightning_handler()
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self.on_train_start(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         signum = any_rank_signal(trainer)
