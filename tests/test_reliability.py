@@ -462,3 +462,26 @@ def test_sigterm_to_a_joblib_sweep_stops_the_jobs_in_its_workers(tmp_path):
     while any(_alive(pid) for pid in workers) and time.time() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in workers if _alive(pid)]
+
+
+def test_stop_on_signal_takes_sigterm_back_from_lightning_under_ddp():
+    """Lightning's SIGTERM handler broadcasts from inside the handler (a deadlock when the
+    signal lands in a collective); under DDP the callback puts back a handler that only
+    records and passes the signal on, and leaves a one-process run's handlers alone."""
+    from overgen.stopping import StopOnSignal
+    from overgen.utils import stop
+
+    def lightning(signum, frame) -> None:  # stands in for Lightning's handler
+        pass
+
+    previous = {s: signal.getsignal(s) for s in stop.SIGNALS}
+    try:
+        for s in stop.SIGNALS:
+            signal.signal(s, lightning)
+        StopOnSignal().on_train_start(SimpleNamespace(world_size=1), None)
+        assert all(signal.getsignal(s) is lightning for s in stop.SIGNALS)
+        StopOnSignal().on_test_start(SimpleNamespace(world_size=2), None)
+        assert all(signal.getsignal(s) is stop._pass_on for s in stop.SIGNALS)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

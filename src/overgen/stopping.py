@@ -36,12 +36,16 @@ class StopOnSignal(pl.Callback):
     signals back from Lightning when training and testing start
     (``stop.replace_lightning_handler``)."""
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        if trainer.world_size > 1:  # after the Trainer has set its handlers
+    @staticmethod
+    def _take_signals_back(trainer: pl.Trainer) -> None:
+        if trainer.world_size > 1:  # called after the Trainer has set its handlers
             stop.replace_lightning_handler()
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._take_signals_back(trainer)
+
     def on_test_start(self, trainer, pl_module) -> None:
-        self.on_train_start(trainer, pl_module)
+        self._take_signals_back(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         signum = any_rank_signal(trainer)
