@@ -3,6 +3,8 @@
 to the scores if scoring ran under it, and the test metrics of short ``train.py`` runs.
 
     OVERGEN_DATA_DIR=/work/shared/data python bench/precision.py --batches 300
+
+Row 9 of ``bench/run.py`` (``--precision-steps``, ``--precision-test-images`` there).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ PRECISIONS = ("32-true", "bf16-mixed")
 THRESHOLD = 0.99  # acc@0.99: alpha 3 (conf/model/dae_sym.yaml's alpha_at)
 
 
-def throughput(data_dir: str, batches: int, repeats: int) -> tuple[dict, dict]:
-    """Best samples/s (wall and CPU) of ``dae_sym`` framework training at each precision,
-    ``repeats`` interleaved rounds (the order alternates), every run on the same
+def throughput(data_dir: str, batches: int, repeats: int,
+               device: str = "cpu") -> tuple[dict, dict]:
+    """Best samples/s (wall and CPU) of ``dae_sym`` framework training on ``device`` at each
+    precision, ``repeats`` interleaved rounds (the order alternates), every run on the same
     ``batches`` (seed 0); and the last fp32-trained model."""
     best = {p: {"wall": 0.0, "cpu": 0.0} for p in PRECISIONS}
     model = None
@@ -36,7 +39,8 @@ def throughput(data_dir: str, batches: int, repeats: int) -> tuple[dict, dict]:
         for precision in PRECISIONS if r % 2 == 0 else PRECISIONS[::-1]:
             torch.manual_seed(0)
             rates, module = training.framework_run(
-                "dae_sym", data_dir, batches, (f"trainer.precision={precision}",))
+                "dae_sym", data_dir, batches, device,
+                overrides=(f"trainer.precision={precision}",))
             model = module if precision == "32-true" else model
             for clock, rate in rates.items():
                 best[precision][clock] = max(best[precision][clock], rate)
@@ -55,7 +59,8 @@ def scoring_under_autocast(model, x: torch.Tensor) -> dict:
     out = {}
     for name, enabled in (("fp32", False), ("bf16", True)):
         torch.manual_seed(0)
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+        with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16,
+                                             enabled=enabled):
             r = model.reconstruct(x)
             e = (r.float() - x).flatten(1).pow(2).mean(1)
             gamma = model.curvature(x).float()
@@ -81,14 +86,15 @@ def train_metrics(overrides: list[str]) -> dict:
         return json.loads(path.read_text())
 
 
-def quality(steps: int, test_images: int) -> dict:
+def quality(steps: int, test_images: int, device: str = "cpu") -> dict:
     """Test MSE and acc@0.99 of ``dae_sym`` on MNIST, and the 1-class AUROC of
-    ``dae_oneclass`` on digit 0, after ``steps`` training steps at each precision (same
-    seed and data; Hutchinson curvature, 4 probes), on the first ``test_images`` test
-    images (a multiple of 500)."""
-    short = ["debug=cpu", f"trainer.max_steps={steps}", "model.curvature=hutchinson",
-             "model.probes=4", "seed=12345", "data.eval_batch_size=500",
-             f"trainer.limit_test_batches={test_images // 500}"]
+    ``dae_oneclass`` on digit 0, after ``steps`` training steps on ``device`` at each
+    precision (same seed and data; Hutchinson curvature, 4 probes), on the first
+    ``test_images`` test images (a multiple of 500)."""
+    accelerator = "gpu" if device == "cuda" else "cpu"
+    short = ["debug=cpu", f"trainer.accelerator={accelerator}", f"trainer.max_steps={steps}",
+             "model.curvature=hutchinson", "model.probes=4", "seed=12345",
+             "data.eval_batch_size=500", f"trainer.limit_test_batches={test_images // 500}"]
     keys = {"mnist": (TEST_MSE, threshold_key("test/acc", THRESHOLD)),
             "oneclass": (ONECLASS_AUROC,)}
     runs = {"mnist": ["model=dae_sym"],
@@ -103,14 +109,14 @@ def quality(steps: int, test_images: int) -> dict:
 
 
 def rows(best: dict, autocast: dict, metrics: dict, steps: int, test_images: int) -> str:
-    """The RESULTS.md rows (7): throughput ratio, scoring under autocast, test metrics."""
+    """The RESULTS.md rows (9): throughput ratio, scoring under autocast, test metrics."""
     fp32, bf16 = best["32-true"], best["bf16-mixed"]
     lines = [
-        f"| 7 | `dae_sym` training, framework, `trainer.precision=bf16-mixed` | "
+        f"| 9 | `dae_sym` training, framework, `trainer.precision=bf16-mixed` | "
         f"{bf16['wall']:,.0f} samples/s | 32-true {fp32['wall']:,.0f} "
         f"samples/s | {bf16['wall'] / fp32['wall']:.2f} (per CPU-second "
         f"{bf16['cpu'] / fp32['cpu']:.2f}) | report |",
-        f"| 7 | scores of one fp32-trained `dae_sym` under bf16 autocast, "
+        f"| 9 | scores of one fp32-trained `dae_sym` under bf16 autocast, "
         f"{autocast['images']} test images (fp32 per-pixel MSE {autocast['mse']:.4f}) | "
         f"per-pixel MSE changes by up to {autocast['mse_change']:.1e}, gamma by up to "
         f"{autocast['gamma_change']:.1e} | fp32 | {autocast['flips']} of "
@@ -118,7 +124,7 @@ def rows(best: dict, autocast: dict, metrics: dict, steps: int, test_images: int
         f"fp32 |",
     ]
     for key in sorted({k for _, k in metrics}):
-        lines.append(f"| 7 | {key} after {steps} steps, bf16-mixed ({test_images} test "
+        lines.append(f"| 9 | {key} after {steps} steps, bf16-mixed ({test_images} test "
                      f"images) | "
                      f"{metrics['bf16-mixed', key]:.4f} | 32-true "
                      f"{metrics['32-true', key]:.4f} | "
@@ -131,7 +137,7 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=300, help="training batches per round")
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds, best kept")
     p.add_argument("--images", type=int, default=1000, help="test images scored")
-    p.add_argument("--steps", type=int, default=300, help="training steps of the train.py runs")
+    p.add_argument("--steps", type=int, default=938, help="training steps of the train.py runs")
     p.add_argument("--test-images", type=int, default=10_000,
                    help="test images of the train.py runs (a multiple of 500)")
     args = p.parse_args()
