@@ -11,6 +11,8 @@ SKIPPED_FILE = "skipped.json"  # a job that had finished already (overgen.tasks)
 ROC_FILE = "roc.json"  # the 1-class ROC curve (callbacks.OneClass)
 GAMMA_FILE = "gamma.json"  # exact gamma of some test images (overgen.report.gamma_check)
 RINGS_CHECK_FILE = "rings_check.json"  # c(x) on and off the rings (overgen.report.rings_check)
+# a dAE's view of its fooling images and its test errors (overgen.report.fooling_check)
+FOOLING_CHECK_FILE = "fooling_check.json"
 # the fooling attack's final images (callbacks.FoolingAttack), float16 [N, 784] in [0, 1]:
 # a far-OOD set (callbacks.FarOOD) of a later evaluation
 FOOLING_IMAGES_FILE = "fooling_images.npy"
@@ -101,6 +103,7 @@ RUN_DATA = "run/data"
 RUN_EPOCHS = "run/epochs"
 RUN_STEPS = "run/steps"
 RUN_ALPHA = "run/alpha"  # model.alpha; threshold_key(RUN_ALPHA, t): the alpha paired with t
+RUN_RESUMED_FROM = "run/resumed_from"  # the checkpoint a resumed run started from (or None)
 # trainer settings that shrink a run: metrics.json records each as run/<key>
 SIZE_LIMITS = ("max_epochs", "max_steps", "limit_train_batches", "limit_test_batches",
                "fast_dev_run")

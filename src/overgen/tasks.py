@@ -34,6 +34,7 @@ from overgen.outputs import (
     RUN_DATA,
     RUN_EPOCHS,
     RUN_MODEL,
+    RUN_RESUMED_FROM,
     RUN_STEPS,
     SIZE_LIMITS,
     SKIPPED_FILE,
@@ -264,7 +265,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                                        stopped.saved]))
         raise
     metrics = _collect_metrics(cfg, trainer, callbacks, datamodule, model, choices, started)
-    metrics["run/resumed_from"] = ckpt_path
+    metrics[RUN_RESUMED_FROM] = ckpt_path
     _write_metrics(cfg, trainer, metrics)
     progress.remove()
     log_tables(trainer.loggers, metrics, cfg.paths.output_dir)

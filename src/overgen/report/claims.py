@@ -140,9 +140,12 @@ def thresholding_why(s: dict) -> str:
     alpha, mse = s.get("table1/dae_sym/alpha@0.99"), s.get("table1/dae_sym/mse")
     if alpha is None or mse is None:
         return ""
-    return (f"at 0.99 an image passes only if its per-pixel reconstruction MSE is at most "
-            f"{-math.log(0.99) / alpha:.4f} (exp(-{alpha:g} MSE) >= 0.99); the test MSE is "
-            f"{mse:.4f}")
+    why = (f"at 0.99 an image passes only if its per-pixel reconstruction MSE is at most "
+           f"{-math.log(0.99) / alpha:.4f} (exp(-{alpha:g} MSE) >= 0.99); the test MSE is "
+           f"{mse:.4f}")
+    if (above := s.get("table1/dae_sym/test_images/mse_above_bound@0.99")) is not None:
+        why += f", and {_pct(above)} of the test images are above that bound"
+    return why
 
 
 def oneclass_why(s: dict) -> str:

@@ -3,7 +3,8 @@
 Keys: ``table1/<model>/<metric>``, ``fig4/<model>/k<K>/f_mean|f_std|n``,
 ``fig5/<model>/auroc_mean``, ``fig5/<model>/auroc/<digit>``, ``fig5/<model>/<score>/auroc_mean``
 (the post-hoc scores of the same runs, ``models.posthoc``), ``fig2/<metric>`` (with the
-``rings_check.json`` values, ``fig2/c_*``), every group
+``rings_check.json`` values, ``fig2/c_*``), ``table1/<model>/fooling_images/...`` and
+``table1/<model>/test_images/...`` (a dAE's ``fooling_check.json``), every group
 also with ``.../epochs`` (the distinct epoch counts of its runs, ``"3"`` or ``"3/10"``), and
 the ``ablation/...`` values of ``python -m overgen.report.ablation --summary``.
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from overgen.outputs import (
+    FOOLING_CHECK_FILE,
     FOOLING_PREFIX,
     FOOLING_RATE,
     FOOLING_STEPS,
@@ -83,6 +85,8 @@ def summarize(runs: list[dict]) -> dict:
             if (v := _mean(g, key)) is not None:
                 out[f"table1/{model}/{name}"] = v
         out[f"table1/{model}/epochs"] = epochs(g)
+        checked = newest_json(g, FOOLING_CHECK_FILE)  # a dAE's view of its fooling images
+        out.update({f"table1/{model}/{k}": v for k, v in checked.items()})
     openset = [r for r in runs if known_count(r) is not None and OPENSET_F1 in r]
     for model, g in group(openset, lambda r: str(r.get(RUN_MODEL))).items():
         for k, kruns in sorted(group(g, known_count).items()):
@@ -112,16 +116,19 @@ def summarize(runs: list[dict]) -> dict:
     return out
 
 
+def newest_json(runs: list[dict], name: str) -> dict:
+    """The JSON file ``name`` of the newest of ``runs`` (by run dir) that has one; ``{}``."""
+    found = sorted(p for r in runs if (p := Path(r["dir"]) / name).is_file())
+    return json.loads(found[-1].read_text()) if found else {}
+
+
 def rings_check(rings: list[dict]) -> dict:
     """``fig2/c_*`` and ``fig2/gamma_*`` from the newest rings run with a
     ``rings_check.json`` (``overgen.report.rings_check``): the median and 10th percentile of
     ``c`` on ring samples, the largest ``c`` at the centres and far points, the smallest
     ``gamma`` at the centres and the share of ring samples with ``gamma > 0``."""
-    checked = [Path(r["dir"]) / RINGS_CHECK_FILE for r in rings]
-    checked = sorted(p for p in checked if p.is_file())
-    if not checked:
+    if not (c := newest_json(rings, RINGS_CHECK_FILE)):
         return {}
-    c = json.loads(checked[-1].read_text())
     return {"fig2/c_rings_median": c["c_rings_median"], "fig2/c_rings_p10": c["c_rings_p10"],
             "fig2/c_centres_max": max(c["c_centres"]), "fig2/c_far_max": max(c["c_far"]),
             "fig2/gamma_centres_min": min(c["gamma_centres"]),
