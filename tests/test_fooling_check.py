@@ -66,14 +66,23 @@ def test_fooling_stats_against_each_image_alone():
 def test_test_stats_share_above_the_bound():
     model = _model()
     x = torch.rand(7, 1, 28, 28) * torch.linspace(0, 1, 7)[:, None, None, None]
-    out = fooling_check.test_stats(model, x, [0.5, 0.99])
+    with torch.no_grad():
+        probs = [torch.softmax(model(v[None])[0], 0) for v in x]
+    labels = torch.tensor([int(p.argmax()) for p in probs])
+    labels[:2] = (labels[:2] + 1) % 10  # two wrong
+    t = float(torch.stack(probs).amax(-1).median())  # half the images reach t
+    model.alpha_at = {t: 1.0, 0.99: 3.0}
+    out = fooling_check.test_stats(model, x, labels, [t, 0.99])
     with torch.no_grad():
         mse = np.array([((model.reconstruct(v[None]) - v[None]) ** 2).mean().item() for v in x])
-    for thr, alpha in ((0.5, 1.0), (0.99, 3.0)):
+    assert 0 < out[f"test_images/classifier_acc@{t:.2f}"] < 1
+    for thr, alpha in ((t, 1.0), (0.99, 3.0)):
         bound = -math.log(thr) / alpha
         assert out[f"test_images/mse_bound@{thr:.2f}"] == pytest.approx(bound)
         assert out[f"test_images/mse_above_bound@{thr:.2f}"] == pytest.approx(
             np.mean(mse > bound))
+        assert out[f"test_images/classifier_acc@{thr:.2f}"] == pytest.approx(np.mean(
+            [p.argmax() == y and p.max() >= thr for p, y in zip(probs, labels, strict=True)]))
     assert out["test_images/mse_median"] == pytest.approx(np.median(mse), rel=1e-5)
 
 
@@ -97,7 +106,7 @@ def test_check_reads_a_resumed_runs_checkpoint_and_the_summary_takes_the_newest(
     old = _fooling_run(tmp_path, "a")
     run = _fooling_run(tmp_path, "b", **{"run/resumed_from": str(old / "last.ckpt")})
     np.save(run / "fooling_images.npy", np.random.rand(4, 784).astype(np.float16))
-    result = fooling_check.check(run, torch.rand(5, 1, 28, 28))
+    result = fooling_check.check(run, torch.rand(5, 1, 28, 28), torch.arange(5))
     assert loaded == [str(old / "last.ckpt")]  # the run wrote no checkpoint of its own
     assert result["fooling_images/images"] == 4 and result["test_images/images"] == 5
     (old / "fooling_check.json").write_text(json.dumps({"test_images/images": 1}))
@@ -116,6 +125,10 @@ def test_thresholding_why_gives_the_share_above_the_bound():
     assert row[3] == "partly"
     assert row[5].endswith("the test MSE is 0.0015, and 8.1% of the test images are above "
                            "that bound")
+    s["table1/dae_sym/test_images/classifier_acc@0.99"] = 0.95  # 99 - 95 = 4, 95 - 89 = 6
+    (row,) = [r for r in claims.table(s)[1] if r[0].startswith("Table I: thresholding")]
+    assert row[5].endswith("that bound; the classifier alone (y >= 0.99, without c(x)) keeps "
+                           "95.0%: its confidence costs 4.0 points, the error factor 6.0 more")
 
 
 def test_cli_refuses_a_run_without_fooling_images(tmp_path, capsys):

@@ -145,6 +145,12 @@ def thresholding_why(s: dict) -> str:
            f"{mse:.4f}")
     if (above := s.get("table1/dae_sym/test_images/mse_above_bound@0.99")) is not None:
         why += f", and {_pct(above)} of the test images are above that bound"
+    alone = s.get("table1/dae_sym/test_images/classifier_acc@0.99")
+    accs = _needed(s, [f"table1/dae_sym/{k}" for k in ("acc", "acc@0.99")])
+    if alone is not None and accs is not None:
+        why += (f"; the classifier alone (y >= 0.99, without c(x)) keeps {_pct(alone)}: its "
+                f"confidence costs {100 * (accs[0] - alone):.1f} points, the error factor "
+                f"{100 * (alone - accs[1]):.1f} more")
     return why
 
 

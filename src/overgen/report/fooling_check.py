@@ -4,8 +4,10 @@ For a finished fooling run of a dAE, the attack's final images (``fooling_images
 the attacked model sees them: the classifier's ``y_t`` for each trial's target digit (what
 the attack maximises), the per-pixel reconstruction MSE ``e/D``, ``gamma``, and the dAE's
 score ``y~_t = c(x) y_t`` at each threshold's alpha. Beside them, the MNIST test images:
-their per-pixel MSE and the share above ``-ln(t) / alpha``, where no image can reach
-threshold ``t`` whatever its class (``y~ <= exp(-alpha e/D)``, ``Gamma <= 1``). Writes
+their per-pixel MSE, the share above ``-ln(t) / alpha``, where no image can reach threshold
+``t`` whatever its class (``y~ <= exp(-alpha e/D)``, ``Gamma <= 1``), and the accuracy at
+``t`` of the classifier alone (``y``, no ``c(x)``), which splits a thresholded accuracy into
+what the classifier's confidence costs and what the reconstruction error adds. Writes
 ``<run dir>/fooling_check.json`` (flat keys), which ``overgen.report.summary`` reads.
 
 ``python -m overgen.report.fooling_check results/runs/fooling/multiruns/<time>/0``
@@ -77,15 +79,24 @@ def fooling_stats(model, images: Tensor, targets: Tensor, thresholds: Sequence[f
     return out
 
 
-def test_stats(model, images: Tensor, thresholds: Sequence[float]) -> dict:
-    """Test ``images [N, 1, 28, 28]``: the median per-pixel MSE and, per threshold, the
-    bound ``error_bound(t, alpha_t)`` and the share of images above it."""
-    mse = torch.cat([per_pixel_mse(model, x) for x in images.split(1000)])
+def test_stats(model, images: Tensor, labels: Tensor, thresholds: Sequence[float]) -> dict:
+    """Test ``images [N, 1, 28, 28]`` with ``labels [N]``: the median per-pixel MSE and, per
+    threshold ``t``, the bound ``error_bound(t, alpha_t)``, the share of images above it,
+    and the classifier's own accuracy at ``t`` (argmax right and ``max_k y_k >= t``)."""
+    mse, probs = [], []
+    with torch.no_grad():
+        for x in images.split(1000):
+            mse.append(per_pixel_mse(model, x))
+            probs.append(model(x).softmax(-1))
+    mse, probs = torch.cat(mse), torch.cat(probs)
+    top, right = probs.amax(-1), probs.argmax(-1) == labels
     out = {"test_images/images": len(images), "test_images/mse_median": float(mse.median())}
     for t in thresholds:
         bound = error_bound(t, model.alpha_for(t))
         out[threshold_key("test_images/mse_bound", t)] = bound
         out[threshold_key("test_images/mse_above_bound", t)] = float((mse > bound).float().mean())
+        out[threshold_key("test_images/classifier_acc", t)] = float(
+            (right & (top >= t)).float().mean())
     return out
 
 
@@ -96,7 +107,7 @@ def checkpoint_of(run: Path, metrics: dict) -> Path:
     return own if own.is_file() else Path(str(metrics.get(RUN_RESUMED_FROM)))
 
 
-def check(run: Path, test_images: Tensor) -> dict | None:
+def check(run: Path, test_images: Tensor, test_labels: Tensor) -> dict | None:
     """``fooling_check.json``'s values for a finished fooling run; None for a model without
     a reconstruction (CNN, COOL)."""
     metrics = json.loads((run / METRICS_FILE).read_text())
@@ -108,7 +119,7 @@ def check(run: Path, test_images: Tensor) -> dict | None:
     targets = trial_targets(list(attack.digits), attack.trials_per_digit)
     thresholds = [float(t) for t in attack.thresholds]
     return {**fooling_stats(model, images.view(-1, 1, 28, 28), targets, thresholds),
-            **test_stats(model, test_images, thresholds)}
+            **test_stats(model, test_images, test_labels, thresholds)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = MNIST(args.data_dir, train=False, download=False)
     test_images = ds.data.unsqueeze(1).float() / 255.0
     for d in args.run_dirs:
-        if (result := check(Path(d), test_images)) is not None:
+        if (result := check(Path(d), test_images, ds.targets)) is not None:
             atomic_write_json(str(Path(d) / FOOLING_CHECK_FILE), result)
             print(Path(d) / FOOLING_CHECK_FILE, result)
     return 0
