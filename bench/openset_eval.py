@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import training
 from hydra.utils import instantiate
 
+import overgen
 from overgen.callbacks import OpenSet, TestAccuracy
 from overgen.models import DAEClassifier
 
@@ -179,6 +180,8 @@ def main() -> None:
                    help="test images with exact curvature (0: none)")
     p.add_argument("--train-batches", type=int, default=300,
                    help="training batches of the dae_sym scored (framework run)")
+    p.add_argument("--ckpt", help="score this trained dae_sym checkpoint instead (e.g. a "
+                   "Table I run's checkpoints/last.ckpt)")
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds, best kept")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
@@ -186,7 +189,10 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     data_dir = os.environ.get("OVERGEN_DATA_DIR", "data")
     torch.manual_seed(0)
-    _, model = training.framework_run("dae_sym", data_dir, args.train_batches)
+    if args.ckpt:
+        model = overgen.load(args.ckpt)
+    else:
+        _, model = training.framework_run("dae_sym", data_dir, args.train_batches)
     load0 = os.getloadavg()[0]
     timings = [time_paths(model, data_dir, args.images, args.probes, args.repeats)]
     if args.exact_images:

@@ -7,6 +7,7 @@
     ... --sweep (also time a 4-job sweep, joblib against one after another, row 8; minutes)
     ... --device cuda (every row with a GPU meaning on the GPU: 1-4, 6, 7, 9)
     ... --exact-eval-images N (row 6 with exact curvature; default 100)
+    ... --eval-ckpt PATH (row 6 on a trained dae_sym checkpoint instead of row 1's model)
     ... --precision-steps N, --precision-test-images N (row 9: bf16-mixed against 32-true)
 """
 
@@ -31,6 +32,8 @@ import small_model
 import sweep
 import torch
 import training
+
+import overgen
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -58,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="training steps per measurement of the small model (row 7)")
     p.add_argument("--exact-eval-images", type=int, default=100,
                    help="test images of the open-set test phase with exact curvature (row 6)")
+    p.add_argument("--eval-ckpt", help="row 6 scores this trained dae_sym checkpoint (e.g. "
+                   "a Table I run's last.ckpt) instead of row 1's model")
     p.add_argument("--precision-steps", type=int, default=938,
                    help="training steps of the train.py runs at each precision (row 9)")
     p.add_argument("--precision-test-images", type=int, default=10_000,
@@ -220,9 +225,10 @@ def main(argv: list[str] | None = None) -> None:
         fooling["per_cpu_second"] = attack.cpu_side_by_side(trained)
     print(f"  fooling: {fooling}", flush=True)
     repeats = 1 if args.quick else 2
-    evaluation = [openset_eval.time_paths(trained, data_dir, args.eval_images,
+    scored = (overgen.load(args.eval_ckpt).to(args.device) if args.eval_ckpt else trained)
+    evaluation = [openset_eval.time_paths(scored, data_dir, args.eval_images,
                                           repeats=repeats, device=args.device),
-                  openset_eval.time_paths_exact(trained, data_dir, args.exact_eval_images,
+                  openset_eval.time_paths_exact(scored, data_dir, args.exact_eval_images,
                                                 repeats=repeats, device=args.device)]
     small = small_model.best_rates(args.small_steps, args.repeats, args.device)
     rates, fp32_model = precision.throughput(data_dir, args.batches, args.repeats, args.device)
@@ -252,7 +258,8 @@ def main(argv: list[str] | None = None) -> None:
         f"gamma = {facts['gamma_mean']:.3f} +/- {facts['gamma_std']:.3f}, active latent "
         f"units {facts['active_min']}-{facts['active_max']} of 400; the three exact variants "
         f"give the same gamma to {facts['exact_max_abs_diff']:.1e} (max abs diff, float32; "
-        "tests/test_curvature_fast.py checks the traces in float64)",
+        "tests/test_curvature_fast.py checks the traces in float64)"
+        + (f"; row 6 scores `{args.eval_ckpt}`" if args.eval_ckpt else ""),
         "", table(args, best, peak, flops, curv_rows, facts, pair, fooling, e2e_rows,
                   evaluation, small, sweep_timing, bf16)])
     print("\n" + text)

@@ -46,6 +46,11 @@ if is table1; then  # accuracy and the fooling attack (200 trials)
   # the paper's second attack: learning rate 1e-3 (Adam), threshold 0.90
   run experiment=fooling model=cnn,cool callbacks.fooling.lr=0.001
   run experiment=fooling model=dae_sym $DAE callbacks.fooling.lr=0.001
+  # why the dAEs resist: fooling_check.json beside each finished dAE attack (reads the
+  # checkpoints, which are not committed, so it runs here and not in build.sh)
+  mapfile -t unchecked < <(for d in $(find "$OVERGEN_LOG_DIR/fooling" -name fooling_images.npy \
+      -printf '%h\n' 2>/dev/null); do [[ -e $d/fooling_check.json ]] || echo "$d"; done)
+  [[ ${#unchecked[@]} -eq 0 ]] || ${DRY:+echo} python -m overgen.report.fooling_check "${unchecked[@]}"
 fi
 if is fig2; then   # the rings, 50,000 steps, exact curvature (D = 2)
   ${DRY:+echo} nice -n 10 python train.py experiment=rings2d logger=csv seed=12345 resume=true

@@ -89,9 +89,10 @@ def test_test_stats_share_above_the_bound():
 def _fooling_run(root, name, **extra):
     run = root / name
     (run / ".hydra").mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create({"callbacks": {"fooling": {
-        "digits": [0, 1], "trials_per_digit": 2, "thresholds": [0.5, 0.99]}}}),
-        run / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create({
+        "model": {"_target_": "overgen.models.DAEClassifier"},
+        "callbacks": {"fooling": {"digits": [0, 1], "trials_per_digit": 2,
+                                  "thresholds": [0.5, 0.99]}}}), run / ".hydra" / "config.yaml")
     metrics = {"run/model": "dae_sym", "run/epochs": 10, "fooling/rate@0.99": 0.0, **extra}
     (run / "metrics.json").write_text(json.dumps(metrics))
     return run
@@ -108,6 +109,11 @@ def test_check_reads_a_resumed_runs_checkpoint_and_the_summary_takes_the_newest(
     np.save(run / "fooling_images.npy", np.random.rand(4, 784).astype(np.float16))
     result = fooling_check.check(run, torch.rand(5, 1, 28, 28), torch.arange(5))
     assert loaded == [str(old / "last.ckpt")]  # the run wrote no checkpoint of its own
+    cnn = _fooling_run(tmp_path, "cnn")  # no checkpoint anywhere: skipped from its config
+    OmegaConf.save(OmegaConf.create({"model": {"_target_": "overgen.models.Classifier"}}),
+                   cnn / ".hydra" / "config.yaml")
+    assert fooling_check.check(cnn, torch.rand(5, 1, 28, 28), torch.arange(5)) is None
+    assert len(loaded) == 1
     assert result["fooling_images/images"] == 4 and result["test_images/images"] == 5
     (old / "fooling_check.json").write_text(json.dumps({"test_images/images": 1}))
     (run / "fooling_check.json").write_text(json.dumps(result))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 from torch import Tensor
 from torchvision.datasets import MNIST
@@ -110,11 +111,12 @@ def checkpoint_of(run: Path, metrics: dict) -> Path:
 def check(run: Path, test_images: Tensor, test_labels: Tensor) -> dict | None:
     """``fooling_check.json``'s values for a finished fooling run; None for a model without
     a reconstruction (CNN, COOL)."""
+    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+    if not hasattr(get_class(cfg.model._target_), "reconstruct"):
+        return None  # read from the config: no checkpoint needed to skip a run
     metrics = json.loads((run / METRICS_FILE).read_text())
     model = overgen.load(str(checkpoint_of(run, metrics)))
-    if not hasattr(model, "reconstruct"):
-        return None
-    attack = OmegaConf.load(run / ".hydra" / "config.yaml").callbacks.fooling
+    attack = cfg.callbacks.fooling
     images = torch.from_numpy(np.load(run / FOOLING_IMAGES_FILE).astype(np.float32))
     targets = trial_targets(list(attack.digits), attack.trials_per_digit)
     thresholds = [float(t) for t in attack.thresholds]
