@@ -142,3 +142,12 @@ def test_cli_refuses_a_run_without_fooling_images(tmp_path, capsys):
     assert fooling_check.main([str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: run_dirs={run}: no fooling_images.npy") and "\n" not in err
+
+
+def test_cli_says_which_checkpoint_is_missing_in_one_line(tmp_path, mnist_dir, capsys):
+    run = _fooling_run(tmp_path, "d")  # a dAE run without a checkpoint (a fresh clone)
+    np.save(run / "fooling_images.npy", np.random.rand(4, 784).astype(np.float16))
+    assert fooling_check.main([str(run), "--data-dir", str(mnist_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: run_dirs={run}: ") and "\n" not in err
+    assert not (run / "fooling_check.json").exists()

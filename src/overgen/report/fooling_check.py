@@ -32,6 +32,7 @@ from torchvision.datasets import MNIST
 
 import overgen
 from overgen.attacks.fgn import trial_targets
+from overgen.errors import OvergenError
 from overgen.outputs import (
     FOOLING_CHECK_FILE,
     FOOLING_IMAGES_FILE,
@@ -104,8 +105,8 @@ def test_stats(model, images: Tensor, labels: Tensor, thresholds: Sequence[float
 def checkpoint_of(run: Path, metrics: dict) -> Path:
     """The run's own ``checkpoints/last.ckpt``, else the one it resumed from (a resumed run
     whose training had finished writes none)."""
-    own = run / "checkpoints" / "last.ckpt"
-    return own if own.is_file() else Path(str(metrics.get(RUN_RESUMED_FROM)))
+    own, resumed_from = run / "checkpoints" / "last.ckpt", metrics.get(RUN_RESUMED_FROM)
+    return Path(resumed_from) if resumed_from and not own.is_file() else own
 
 
 def check(run: Path, test_images: Tensor, test_labels: Tensor) -> dict | None:
@@ -138,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     ds = MNIST(args.data_dir, train=False, download=False)
     test_images = ds.data.unsqueeze(1).float() / 255.0
     for d in args.run_dirs:
-        if (result := check(Path(d), test_images, ds.targets)) is not None:
+        try:
+            result = check(Path(d), test_images, ds.targets)
+        except OvergenError as err:  # e.g. its checkpoint is gone (not committed)
+            print(f"error: run_dirs={d}: {err}", file=sys.stderr)
+            return 2
+        if result is not None:
             atomic_write_json(str(Path(d) / FOOLING_CHECK_FILE), result)
             print(Path(d) / FOOLING_CHECK_FILE, result)
     return 0
