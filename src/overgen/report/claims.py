@@ -109,7 +109,8 @@ def openset(s: dict) -> Judged:
     def f(model: str, k: int) -> float | None:
         return s.get(f"fig4/{model}/k{k}/f_mean")
 
-    ks = [k for k in range(1, 11) if all(f(m, k) is not None for m in ("dae_sym", "cnn", "cool"))]
+    models = ("dae_sym", "cnn", "cool")
+    ks = [k for k in range(1, 11) if all(f(m, k) is not None for m in models)]
     if not ks:
         return None
     top = [k for k in ks if f("dae_sym", k) > max(f("cnn", k), f("cool", k))]
@@ -117,6 +118,10 @@ def openset(s: dict) -> Judged:
     ours = (f"dAE above both at K = {', '.join(map(str, top)) or 'none'} of K = "
             f"{', '.join(map(str, ks))} ({epochs} epochs; mean F dAE / CNN / COOL at K={ks[0]}: "
             f"{f('dae_sym', ks[0]):.3f} / {f('cnn', ks[0]):.3f} / {f('cool', ks[0]):.3f})")
+    # judged once every K = 1..10 is in, on the same number of subsets for the three models
+    subsets = {k: {s.get(f"fig4/{m}/k{k}/n") for m in models} for k in ks}
+    if len(ks) < 10 or any(len(n) > 1 for n in subsets.values()):
+        return f"{ours}; so far", PENDING
     verdict = REPRODUCED if len(top) == len(ks) else PARTLY if 2 * len(top) > len(ks) else NOT
     return ours, verdict
 
