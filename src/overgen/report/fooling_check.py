@@ -50,10 +50,12 @@ def error_bound(threshold: float, alpha: float) -> float:
     return -math.log(threshold) / alpha
 
 
-def per_pixel_mse(model, x: Tensor) -> Tensor:
-    """``e(x) / D`` of ``x [N, 1, 28, 28]`` under ``model``'s reconstruction, ``[N]``."""
+def mse_and_probs(model, x: Tensor) -> tuple[Tensor, Tensor]:
+    """The per-pixel MSE ``e(x) / D`` ``[N]`` and the classifier's ``y(x)`` ``[N, C]`` of
+    ``x [N, 1, 28, 28]``, from one encoder pass."""
     with torch.no_grad():
-        return reconstruction_error(x, model.reconstruct(x)) / x[0].numel()
+        r, logits, _ = model.reconstruction_and_logits(x)
+    return reconstruction_error(x, r) / x[0].numel(), logits.softmax(-1)
 
 
 def fooling_stats(model, images: Tensor, targets: Tensor, thresholds: Sequence[float],
@@ -63,13 +65,13 @@ def fooling_stats(model, images: Tensor, targets: Tensor, thresholds: Sequence[f
     classifier alone fooled) and with ``gamma > 0``, and the largest ``y~_t`` at each
     threshold ``t`` (Hutchinson's probes, if the model uses them, drawn from ``seed``)."""
     index = targets[:, None]
+    mse, probs = mse_and_probs(model, images)
+    y_t = probs.gather(1, index).squeeze(1)
     with torch.no_grad():
-        y_t = model(images).softmax(-1).gather(1, index).squeeze(1)
         torch.manual_seed(seed)
         gamma = model.curvature(images)
-        scores = [model.class_scores(images, threshold=t, gate=False).gather(1, index)
-                  for t in thresholds]
-    mse = per_pixel_mse(model, images)
+        scores = [s.gather(1, index)  # one Gamma per image for all thresholds
+                  for s in model.class_scores_at(images, thresholds, gate=False)]
     out = {"fooling_images/images": len(images),
            "fooling_images/y_target_median": float(y_t.median()),
            "fooling_images/mse_median": float(mse.median()),
@@ -85,12 +87,8 @@ def test_stats(model, images: Tensor, labels: Tensor, thresholds: Sequence[float
     """Test ``images [N, 1, 28, 28]`` with ``labels [N]``: the median per-pixel MSE and, per
     threshold ``t``, the bound ``error_bound(t, alpha_t)``, the share of images above it,
     and the classifier's own accuracy at ``t`` (argmax right and ``max_k y_k >= t``)."""
-    mse, probs = [], []
-    with torch.no_grad():
-        for x in images.split(1000):
-            mse.append(per_pixel_mse(model, x))
-            probs.append(model(x).softmax(-1))
-    mse, probs = torch.cat(mse), torch.cat(probs)
+    mse, probs = (torch.cat(parts) for parts in zip(
+        *(mse_and_probs(model, x) for x in images.split(1000)), strict=True))
     top, right = probs.amax(-1), probs.argmax(-1) == labels
     out = {"test_images/images": len(images), "test_images/mse_median": float(mse.median())}
     for t in thresholds:
