@@ -33,13 +33,19 @@ class StopOnSignal(pl.Callback):
     batch: raises ``Stopped`` (``TestProgress`` saves the scored batches for the resumed
     evaluation; ranks may hold different numbers of test batches, so each stops on its
     own signal). Costly scoring inside one batch checks on its own. Under DDP it takes the
-    signals back from Lightning when training and testing start
-    (``stop.replace_lightning_handler``)."""
+    signals back from Lightning when training and testing start (``_take_signals_back``)."""
 
     @staticmethod
     def _take_signals_back(trainer: pl.Trainer) -> None:
-        if trainer.world_size > 1:  # called after the Trainer has set its handlers
-            stop.replace_lightning_handler()
+        """Under DDP, once the Trainer has set its handlers: SIGTERM / SIGINT recorded and
+        passed on to this process's children (``stop.pass_on_to_children``), in place of
+        Lightning's SIGTERM handler. That one broadcasts to the other ranks from inside the
+        handler: a signal arriving while the main thread is in a collective (Lightning's
+        own per-step broadcast) starts a second one and deadlocks the job (seen: rank 0 in
+        the handler's broadcast, rank 1 in the gradients' all-reduce). The ranks agree on
+        stopping after the batch instead (``any_rank_signal``)."""
+        if trainer.world_size > 1:
+            stop.pass_on_to_children()
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._take_signals_back(trainer)

@@ -92,16 +92,3 @@ def pass_on_to_children() -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in SIGNALS:
             signal.signal(signum, _pass_on)
-
-
-def replace_lightning_handler() -> None:
-    """In a DDP rank, once the Trainer has set its handlers: SIGTERM / SIGINT recorded and
-    passed on to this process's children (the other ranks, when this is the first process
-    of a job), as ``pass_on_to_children``, in place of Lightning's SIGTERM handler. That one
-    broadcasts to the other ranks from inside the handler: a signal arriving while the
-    main thread is in a collective (Lightning's own per-step broadcast) starts a second
-    one and deadlocks the job (seen: rank 0 in the handler's broadcast, rank 1 in the
-    gradients' all-reduce). The ranks agree on stopping after the batch instead
-    (``stopping.any_rank_signal``)."""
-    pass_on_to_children()
-
