@@ -33,3 +33,15 @@ def test_bench_on_cuda_without_cuda_says_so_in_one_line():
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: --device='cuda' is not allowed: no CUDA device")
     assert len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout
+
+
+def test_bench_with_a_missing_eval_checkpoint_says_so_in_one_line(tmp_path):
+    missing = tmp_path / "last.ckpt"
+    results = ROOT / "bench" / "RESULTS.md"
+    before = results.read_bytes()
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--eval-ckpt",
+                           str(missing)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and not proc.stdout
+    assert proc.stderr == (f"error: --eval-ckpt={str(missing)!r} is not allowed: no such file "
+                           "(a dae_sym checkpoint written by train.py)\n")
+    assert results.read_bytes() == before
