@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from helpers import ROOT, TINY, comparable, compose_cfg
 from hydra import compose, initialize_config_dir
 
 from overgen.checkpoints import RngStateInCheckpoint
+from overgen.runs import job_lock
 
 # the 2-D rings: a real training loop that runs ~100 steps/s on a CPU
 RINGS = ["experiment=rings2d", "callbacks=test_accuracy", *TINY, "trainer.deterministic=true"]
@@ -34,10 +36,11 @@ LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SI
               "PL_GLOBAL_SEED", "PL_SEED_WORKERS")
 
 
-def _train(*args: str, log_dir: Path, env: dict | None = None, wait: bool = True):
+def _train(*args: str, log_dir: Path, env: dict | None = None, wait: bool = True,
+           script: str = "train.py"):
     env = {**{k: v for k, v in os.environ.items() if k not in LAUNCH_ENV},
            "OVERGEN_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1", **(env or {})}
-    cmd = [sys.executable, str(ROOT / "train.py"), *args]
+    cmd = [sys.executable, str(ROOT / script), *args]
     if not wait:
         return subprocess.Popen(cmd, env=env, cwd=log_dir.parent, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
@@ -217,6 +220,25 @@ def test_job_identity_ignores_run_control_and_order(tmp_path):
         os.utime(file, (1e9 + when, 1e9 + when))
     found = earlier_runs(tmp_path, ["model=cnn", "+known=3"])
     assert [p.name for p in found] == ["c", "a"]  # newest first, cool is another job
+
+
+@pytest.mark.e2e
+def test_evaluate_py_locks_its_checkpoint_not_only_its_overrides(tmp_path):
+    """While another process evaluates a.ckpt, evaluate.py runs b.ckpt (same overrides) and
+    skips a.ckpt."""
+    logs = tmp_path / "logs"
+    assert _train(*RINGS, "trainer.max_steps=5", log_dir=logs).returncode == 0
+    (last,) = logs.rglob("last.ckpt")
+    a, b = tmp_path / "a.ckpt", tmp_path / "b.ckpt"
+    shutil.copy(last, a)
+    shutil.copy(last, b)
+    with job_lock(logs / "evaluate", [], str(a)):  # evaluate.py ckpt_path=a.ckpt, running
+        other = _train(f"ckpt_path={b}", log_dir=logs, script="evaluate.py")
+        same = _train(f"ckpt_path={a}", log_dir=logs, script="evaluate.py")
+    assert other.returncode == 0 and "skipped" not in other.stderr, other.stderr[-2000:]
+    assert len(list((logs / "evaluate").rglob("metrics.json"))) == 1
+    assert same.returncode == 0
+    assert same.stderr.strip().splitlines()[-1].startswith("skipped: this job runs in process ")
 
 
 @pytest.mark.e2e

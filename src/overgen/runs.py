@@ -88,16 +88,16 @@ def first_process() -> bool:
 
 
 @contextmanager
-def job_lock(search_dir: str | Path, overrides: list[str]) -> Iterator[None]:
-    """Hold the job's lock file ``<search_dir>/.locks/<hash of its overrides>.lock``
+def job_lock(search_dir: str | Path, overrides: list[str], *also: str) -> Iterator[None]:
+    """Hold the job's lock file ``<search_dir>/.locks/<job_digest(overrides, *also)>.lock``
     (``flock``) while the block runs; ``JobRunning`` when another live process holds it.
     The kernel drops the lock when its process ends, however it ends. Extra DDP ranks
     run under their first rank's lock."""
     if not first_process():
         yield
         return
-    job = " ".join(job_overrides(overrides))
-    path = Path(search_dir) / ".locks" / f"{job_digest(overrides)}.lock"
+    job = " ".join([*job_overrides(overrides), *also])
+    path = Path(search_dir) / ".locks" / f"{job_digest(overrides, *also)}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
         try:

@@ -293,11 +293,18 @@ def _config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> DictConfig
     return out
 
 
+def evaluated_checkpoint(cfg: DictConfig) -> tuple[str]:
+    """What names an ``evaluate.py`` job beside its overrides: its checkpoint's absolute
+    path (``ckpt_path`` is a run-control key for ``train.py``, where it only says where to
+    resume). Its lock (``runs.job_lock``) and its progress dir are named by both."""
+    return (os.path.abspath(cfg.ckpt_path),)
+
+
 def _evaluate_progress_dir(cfg: DictConfig) -> str:
     """Where ``evaluate.py`` keeps the finished test batches of its job (its overrides and
     checkpoint) for the same command with ``resume=true``, whatever its run dir:
     ``<log dir>/<task>/.progress/<job digest>`` (``outputs.EVALUATE_PROGRESS_DIR``)."""
-    job = job_digest(task_overrides(), os.path.abspath(cfg.ckpt_path))
+    job = job_digest(task_overrides(), *evaluated_checkpoint(cfg))
     return os.path.join(cfg.paths.log_dir, cfg.task_name, EVALUATE_PROGRESS_DIR, job)
 
 

@@ -75,8 +75,10 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float | None:
-    """Run ``task(cfg)``; return ``cfg.optimized_metric`` for sweepers.
+def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig,
+             job_also: Callable[[DictConfig], tuple[str, ...]] = lambda cfg: ()) -> float | None:
+    """Run ``task(cfg)``; return ``cfg.optimized_metric`` for sweepers. ``job_also(cfg)``:
+    what names the job beside its overrides (evaluate.py: its checkpoint).
 
     A user error prints one line and exits with code 2 (single run); inside a multirun it
     is logged and re-raised so the sweep records the failed job. SIGTERM / SIGINT stop
@@ -91,7 +93,8 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> f
         absolute_paths(cfg)
         log.info("run dir: %s", cfg.paths.output_dir)
         set_sweep_threads()
-        lock = job_lock(os.path.join(cfg.paths.log_dir, cfg.task_name), task_overrides())
+        lock = job_lock(os.path.join(cfg.paths.log_dir, cfg.task_name), task_overrides(),
+                        *job_also(cfg))
         with isolated_job(), lock:
             metrics = task(cfg)
         log.info("done: %s", headline(metrics))
