@@ -14,6 +14,7 @@ import argparse
 import copy
 import logging
 import os
+import sys
 import time
 import warnings
 from types import MethodType
@@ -184,6 +185,10 @@ def main() -> None:
                    "Table I run's checkpoints/last.ckpt)")
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds, best kept")
     args = p.parse_args()
+    if args.ckpt and not os.path.isfile(args.ckpt):
+        print(f"error: --ckpt={args.ckpt!r} is not allowed: no such file (a dae_sym checkpoint "
+              "written by train.py)", file=sys.stderr)
+        sys.exit(2)
     warnings.filterwarnings("ignore")
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -35,13 +35,14 @@ def test_bench_on_cuda_without_cuda_says_so_in_one_line():
     assert len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout
 
 
-def test_bench_with_a_missing_eval_checkpoint_says_so_in_one_line(tmp_path):
+@pytest.mark.parametrize("script, flag", [("run.py", "--eval-ckpt"), ("openset_eval.py", "--ckpt")])
+def test_bench_with_a_missing_checkpoint_says_so_in_one_line(tmp_path, script, flag):
     missing = tmp_path / "last.ckpt"
     results = ROOT / "bench" / "RESULTS.md"
     before = results.read_bytes()
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--eval-ckpt",
-                           str(missing)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), flag, str(missing)],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and not proc.stdout
-    assert proc.stderr == (f"error: --eval-ckpt={str(missing)!r} is not allowed: no such file "
+    assert proc.stderr == (f"error: {flag}={str(missing)!r} is not allowed: no such file "
                            "(a dae_sym checkpoint written by train.py)\n")
     assert results.read_bytes() == before
