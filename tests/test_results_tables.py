@@ -50,6 +50,8 @@ def test_tables_average_per_setting(tmp_path):
     _run(tmp_path, "mn", {"run/model": "dae_sym", "run/data": "mnist", "test/acc": 0.99,
                           "test/acc@0.90": 0.95, "test/acc@0.99": 0.7, "test/mse": 0.002},
          _dae(l2=0))
+    _run(tmp_path, "svm", {"run/model": "ocsvm", "oneclass/digit": 0, "oneclass/auroc": 0.9},
+         {"nu": 0.1}, epochs=0)
     out, summary_file = tmp_path / "ablation.md", tmp_path / "summary.json"
     assert main([str(tmp_path), "--out", str(out), "--summary", str(summary_file)]) == 0
     summary = json.loads(summary_file.read_text())
@@ -69,6 +71,7 @@ def test_tables_average_per_setting(tmp_path):
     assert summary[f"{sym}/f1_k6"] == pytest.approx(0.9)
     assert summary[f"{sym}/acc@0.99"] == pytest.approx(0.7)
     text = out.read_text()
+    assert "epochs completed: 3, 10 (and 0: the OC-SVM is fitted, not trained)." in text
     assert ("| dae_oneclass | mean/784 | 10 | switches | noisy | 3 | 0.900 | – | – | 0.900 [1] | "
             "– |") in text
     assert "| 0.800 | 0.650 ± 0.050 (n=2) | 0.500 | 0.650 | – |" in text
