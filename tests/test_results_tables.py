@@ -93,8 +93,9 @@ def test_summary_keys_and_values(tmp_path):
          "fooling/steps@0.90": 60.0, "fooling/lr": 1e-5},
         {"run/model": "cnn", "run/epochs": 10, "test/acc": 0.98, "fooling/rate@0.90": 1.0,
          "fooling/steps@0.90": 3.0, "fooling/lr": 1e-3},
-        *({"run/model": "dae_sym", "run/epochs": 3, "openset/known": 3, "openset/f1": f}
-          for f in (0.5, 0.7)),
+        *({"run/model": "dae_sym", "run/epochs": 3, "openset/known": 3, "openset/f1": f,
+           "openset/precision": p, "openset/recall": r} for f, p, r in ((0.5, 1.0, 0.4),
+                                                                         (0.7, 0.9, 0.6))),
         *({"run/model": "ocsvm", "run/epochs": 0, "oneclass/digit": d, "oneclass/auroc": a}
           for d, a in ((0, 0.9), (1, 0.7), (1, 0.8))),
         *({"run/model": "dae_oneclass", "run/epochs": 10, "oneclass/digit": d,
@@ -113,6 +114,8 @@ def test_summary_keys_and_values(tmp_path):
     assert s["table1/cnn@lr0.001/steps@0.90"] == 3.0 and s["table1/cnn/epochs"] == "10"
     assert s["fig4/dae_sym/k3/f_mean"] == pytest.approx(0.6)
     assert s["fig4/dae_sym/k3/f_std"] == pytest.approx(0.1) and s["fig4/dae_sym/k3/n"] == 2
+    assert s["fig4/dae_sym/k3/precision_mean"] == pytest.approx(0.95)
+    assert s["fig4/dae_sym/k3/recall_mean"] == pytest.approx(0.5)
     assert s["fig5/ocsvm/auroc/1"] == pytest.approx(0.75)
     assert s["fig5/ocsvm/auroc_mean"] == pytest.approx(0.825) and s["fig5/ocsvm/digits"] == 2
     assert s["fig5/ocsvm/epochs"] == "0" and s["ablation/x/auroc_mean"] == 0.5

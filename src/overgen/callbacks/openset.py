@@ -24,6 +24,8 @@ from overgen.outputs import (
     OPENSET_KNOWN,
     OPENSET_OPENNESS,
     OPENSET_OSCR,
+    OPENSET_PRECISION,
+    OPENSET_RECALL,
     OPENSET_THRESHOLD,
     posthoc_key,
 )
@@ -73,7 +75,7 @@ class OpenSet(Thresholded):
         in_dist = torch.isin(labels, torch.as_tensor(self.known, device=labels.device))
         ranked = self.ood and bool(in_dist.any()) and not bool(in_dist.all())
         measured = {
-            OPENSET_F1: f1, "openset/precision": precision, "openset/recall": recall,
+            OPENSET_F1: f1, OPENSET_PRECISION: precision, OPENSET_RECALL: recall,
             OPENSET_F1_PERCLASS: openset_f1_perclass(scores, labels, self.known, self.threshold),
             OPENSET_OSCR: oscr(scores, labels, self.known)[2] if ranked else None,
         }

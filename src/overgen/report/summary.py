@@ -1,12 +1,13 @@
 """The reproduction's numbers as one flat JSON (``results/summary.json``), each with its epochs.
 
-Keys: ``table1/<model>/<metric>``, ``fig4/<model>/k<K>/f_mean|f_std|n``,
-``fig5/<model>/auroc_mean``, ``fig5/<model>/auroc/<digit>``, ``fig5/<model>/<score>/auroc_mean``
-(the post-hoc scores of the same runs, ``models.posthoc``), ``fig2/<metric>`` (with the
-``rings_check.json`` values, ``fig2/c_*``), ``table1/<model>/fooling_images/...`` and
-``table1/<model>/test_images/...`` (a dAE's ``fooling_check.json``), every group
-also with ``.../epochs`` (the distinct epoch counts of its runs, ``"3"`` or ``"3/10"``), and
-the ``ablation/...`` values of ``python -m overgen.report.ablation --summary``.
+Keys: ``table1/<model>/<metric>``,
+``fig4/<model>/k<K>/f_mean|f_std|n|precision_mean|recall_mean``, ``fig5/<model>/auroc_mean``,
+``fig5/<model>/auroc/<digit>``, ``fig5/<model>/<score>/auroc_mean`` (the post-hoc scores of
+the same runs, ``models.posthoc``), ``fig2/<metric>`` (with the ``rings_check.json`` values,
+``fig2/c_*``), ``table1/<model>/fooling_images/...`` and ``table1/<model>/test_images/...``
+(a dAE's ``fooling_check.json``), every group also with ``.../epochs`` (the distinct epoch
+counts of its runs, ``"3"`` or ``"3/10"``), and the ``ablation/...`` values of
+``python -m overgen.report.ablation --summary``.
 
 ``python -m overgen.report.summary <run dirs> [--ablation ablation.json] --out summary.json``
 """
@@ -29,6 +30,8 @@ from overgen.outputs import (
     ONECLASS_DIGIT,
     ONECLASS_PREFIX,
     OPENSET_F1,
+    OPENSET_PRECISION,
+    OPENSET_RECALL,
     POSTHOC_SCORES,
     RINGS_CHECK_FILE,
     RINGS_FIGURE,
@@ -95,6 +98,9 @@ def summarize(runs: list[dict]) -> dict:
             out.update({f"{prefix}/f_mean": float(np.mean(f1)),
                         f"{prefix}/f_std": float(np.std(f1)), f"{prefix}/n": len(f1),
                         f"{prefix}/epochs": epochs(kruns)})
+            for name, key in (("precision", OPENSET_PRECISION), ("recall", OPENSET_RECALL)):
+                if (v := _mean(kruns, key)) is not None:
+                    out[f"{prefix}/{name}_mean"] = v
     oneclass = [r for r in runs if ONECLASS_AUROC in r]
     for model, g in group(oneclass, lambda r: str(r.get(RUN_MODEL))).items():
         per_digit = _per_digit(g, ONECLASS_AUROC)
