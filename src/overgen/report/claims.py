@@ -105,21 +105,35 @@ def thresholding(s: dict) -> Judged:
     return ours, REPRODUCED if all(holds) else PARTLY if holds[0] else NOT
 
 
-def openset(s: dict) -> Judged:
-    def f(model: str, k: int) -> float | None:
-        return s.get(f"fig4/{model}/k{k}/f_mean")
+_FIG4_MODELS = ("dae_sym", "cnn", "cool")
 
-    models = ("dae_sym", "cnn", "cool")
-    ks = [k for k in range(1, 11) if all(f(m, k) is not None for m in models)]
+
+def _fig4(s: dict, model: str, k: int, name: str = "f_mean") -> float | None:
+    return s.get(f"fig4/{model}/k{k}/{name}")
+
+
+def _fig4_ks(s: dict) -> list[int]:
+    """The K in 1..10 at which all three models have a mean F."""
+    return [k for k in range(1, 11) if all(_fig4(s, m, k) is not None for m in _FIG4_MODELS)]
+
+
+def _dae_on_top(s: dict, k: int) -> bool:
+    """Fig. 4's rule at one K: the dAE's mean F above both baselines'."""
+    return _fig4(s, "dae_sym", k) > max(_fig4(s, "cnn", k), _fig4(s, "cool", k))
+
+
+def openset(s: dict) -> Judged:
+    ks = _fig4_ks(s)
     if not ks:
         return None
-    top = [k for k in ks if f("dae_sym", k) > max(f("cnn", k), f("cool", k))]
+    top = [k for k in ks if _dae_on_top(s, k)]
+    f = {m: _fig4(s, m, ks[0]) for m in _FIG4_MODELS}
     epochs = s.get(f"fig4/dae_sym/k{ks[0]}/epochs", "?")
     ours = (f"dAE above both at K = {', '.join(map(str, top)) or 'none'} of K = "
             f"{', '.join(map(str, ks))} ({epochs} epochs; mean F dAE / CNN / COOL at K={ks[0]}: "
-            f"{f('dae_sym', ks[0]):.3f} / {f('cnn', ks[0]):.3f} / {f('cool', ks[0]):.3f})")
+            f"{f['dae_sym']:.3f} / {f['cnn']:.3f} / {f['cool']:.3f})")
     # judged once every K = 1..10 is in, on the same number of subsets for the three models
-    subsets = {k: {s.get(f"fig4/{m}/k{k}/n") for m in models} for k in ks}
+    subsets = {k: {_fig4(s, m, k, "n") for m in _FIG4_MODELS} for k in ks}
     if len(ks) < 10 or any(len(n) > 1 for n in subsets.values()):
         return f"{ours}; so far", PENDING
     verdict = REPRODUCED if len(top) == len(ks) else PARTLY if 2 * len(top) > len(ks) else NOT
@@ -129,16 +143,11 @@ def openset(s: dict) -> Judged:
 def openset_why(s: dict) -> str:
     """At each K where the dAE is not on top: the pooled recall and precision at the
     open-set threshold of the model on top and of the dAE."""
-    def at(model: str, k: int, name: str) -> float | None:
-        return s.get(f"fig4/{model}/k{k}/{name}")
-
     lost, lower_recall = [], 0
-    for k in range(1, 11):
-        f = {m: at(m, k, "f_mean") for m in ("dae_sym", "cnn", "cool")}
-        if None in f.values() or f["dae_sym"] > max(f["cnn"], f["cool"]):
-            continue
-        top = max(("cnn", "cool"), key=f.__getitem__)
-        pr = [at(m, k, n) for m in (top, "dae_sym") for n in ("recall_mean", "precision_mean")]
+    for k in (k for k in _fig4_ks(s) if not _dae_on_top(s, k)):
+        top = max(("cnn", "cool"), key=lambda m: _fig4(s, m, k))
+        names = ("recall_mean", "precision_mean")
+        pr = [_fig4(s, m, k, n) for m in (top, "dae_sym") for n in names]
         if None in pr:
             continue
         lost.append(f"K={k}: {top} {pr[0]:.3f} / {pr[1]:.3f}, dAE {pr[2]:.3f} / {pr[3]:.3f}")
