@@ -3,12 +3,12 @@
 # Resumable (resume=true): run it again and finished jobs are skipped (their metrics.json is under
 # results/runs/<task>/). Every job: 3 epochs unless named, Hutchinson curvature with 4 probes,
 # CSV logger, seed 12345. Two jobs at a time with one thread each (2 cores).
-#   bash results/ablation.sh            # from the repository root
+#   bash results/ablation.sh            # from the repository root; DRY=1 prints the commands
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OVERGEN_LOG_DIR=${OVERGEN_LOG_DIR:-results/runs}
 JOBS=${JOBS:-2}
-run() { nice -n 10 python train.py -m "$@" logger=csv resume=true \
+run() { ${DRY:+echo} nice -n 10 python train.py -m "$@" logger=csv resume=true \
           hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS"; }
 S=seed=12345
 DAE="model.curvature=hutchinson model.probes=4"
@@ -55,3 +55,10 @@ run experiment=oneclass task_name=ablation_oneclass "data.digit=range(0,10)" mod
   $DAE $S trainer.max_epochs=10 model.network.unpool=nearest $PAPER_L2
 run $OC2 $S trainer.max_epochs=30 model.network.unpool=switches,nearest $PAPER_L2
 run $OS model=cnn,cool trainer.max_epochs=10
+# 6. (added after Fig. 4 and Table I at 10 epochs were in, before any run of it: the dAE loses
+# Fig. 4 at K = 8-10 by recall, and thresholding costs it 10 points at 0.99; both come from its
+# known digits' scores at the threshold, which rose from 3 to 10 epochs) the chosen setting at
+# 30 epochs on the ten-digit and open-set panel: the epoch trend of acc@0.99 and of F. A
+# sensitivity row, not a new choice: the main runs stay at 10 epochs.
+run $MN model=dae_sym $DAE trainer.max_epochs=30
+run $OS model=dae_sym $DAE trainer.max_epochs=30

@@ -1,5 +1,5 @@
-"""results/reproduce.sh and results/paper_scale.sh: every job they launch composes, and a
-2-job slice of the paper-scale protocol runs shrunk on the CPU."""
+"""results/reproduce.sh, results/ablation.sh and results/paper_scale.sh: every job they
+launch composes, and a 2-job slice of the paper-scale protocol runs shrunk on the CPU."""
 
 from __future__ import annotations
 
@@ -47,10 +47,12 @@ def jobs(overrides: list[str]) -> list[list[str]]:
 
 # fig5: ocsvm + cool (+ deep_svdd in reproduce.sh), dAE (10 digits each); fig4: cnn + cool,
 # dAE (K = 1..9 x subsets, and K = 10); table1: cnn + cool, dae_sym + dae_asym, at lr 1e-3
-# cnn + cool and dae_sym; fig2
+# cnn + cool and dae_sym; fig2. The ablation, by phase: 1-class 24 + 3 + 3 + 6, open set
+# 8 + 4 + 4 + 8, ten digits 2 + 1 + 1; then 38, 24 and 5 (the script's comments list them).
 @pytest.mark.parametrize("script,expected", [
     ("paper_scale.sh", 20 + 10 + (2 * 9 * 10 + 2) + (9 * 10 + 1) + 7 + 1),
-    ("reproduce.sh", 30 + 10 + (2 * 9 * 3 + 2) + (9 * 3 + 1) + 7 + 1)])
+    ("reproduce.sh", 30 + 10 + (2 * 9 * 3 + 2) + (9 * 3 + 1) + 7 + 1),
+    ("ablation.sh", 36 + 24 + 4 + 38 + 24 + 5)])
 def test_every_job_composes(script, expected):
     lines = commands(script)
     total = 0
