@@ -16,9 +16,10 @@ from helpers import TINY, compose_cfg
 
 import overgen
 from overgen.tasks import train
+from overgen.utils import provenance
 from overgen.utils.entry import run_task
 from overgen.utils.paths import PATH_KEYS
-from overgen.utils.provenance import git_commit, hardware, headline, versions
+from overgen.utils.provenance import git_commit, hardware, headline, run_provenance, versions
 
 
 def _git(folder, *args):
@@ -37,6 +38,19 @@ def test_git_commit_of_a_clean_a_dirty_and_no_checkout(tmp_path):
     assert git_commit(tmp_path) == head
     (tmp_path / "a.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == head + "+dirty"
+
+
+def test_a_run_records_the_commit_its_code_was_imported_from(monkeypatch):
+    """A checkout moved while a sweep runs (``git checkout`` of another commit) must not
+    rename the code that the sweep's later jobs still run."""
+    imported = git_commit()
+    assert provenance.LOADED_COMMIT == imported
+    moved = "0" * 40
+    monkeypatch.setattr(provenance, "_git",
+                        lambda source, *args: moved if args[0] == "rev-parse" else "")
+    assert git_commit() == moved
+    assert run_provenance() == {"run/git_commit": imported, "run/versions": versions(),
+                                "run/hardware": hardware()}
 
 
 def test_versions_and_hardware():

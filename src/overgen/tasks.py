@@ -56,7 +56,7 @@ from overgen.utils.loggers import (
     log_tables,
     name_wandb_run,
 )
-from overgen.utils.provenance import git_commit, hardware, versions
+from overgen.utils.provenance import run_provenance
 from overgen.utils.stop import Stopped
 
 log = logging.getLogger(__name__)
@@ -170,9 +170,7 @@ def _collect_metrics(cfg: DictConfig, trainer: pl.Trainer, callbacks: list,
         **{f"run/{k}": OmegaConf.select(cfg, f"trainer.{k}") for k in SIZE_LIMITS},
         "run/test_images": next(cb.count for cb in callbacks if isinstance(cb, CountTestImages)),
         "run/seconds": time.monotonic() - started,
-        "run/git_commit": git_commit(),
-        "run/versions": versions(),
-        "run/hardware": hardware(),
+        **run_provenance(),
     })
     return metrics
 

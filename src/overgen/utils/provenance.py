@@ -36,6 +36,11 @@ def git_commit(source: Path = SOURCE_DIR) -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+# The commit of the code this process imported, read once: a checkout moved while a long
+# sweep runs must not rename the code that its later jobs still run.
+LOADED_COMMIT = git_commit()
+
+
 def versions() -> dict[str, str]:
     import hydra
     import pytorch_lightning
@@ -61,6 +66,13 @@ def hardware() -> dict[str, Any]:
     return {"cpu": _cpu_model(), "gpu": torch.cuda.get_device_name(0) if cuda else None,
             "gpu_count": torch.cuda.device_count() if cuda else 0,
             "torch_threads": torch.get_num_threads()}
+
+
+def run_provenance() -> dict[str, Any]:
+    """A run's ``run/git_commit`` (the code it ran: ``LOADED_COMMIT``), ``run/versions``
+    and ``run/hardware``."""
+    return {"run/git_commit": LOADED_COMMIT, "run/versions": versions(),
+            "run/hardware": hardware()}
 
 
 def headline(metrics: dict[str, Any]) -> str:
