@@ -173,6 +173,14 @@ def row(timing: dict) -> str:
             f"the CPU time before; {len(same)}/{len(now['results'])} results equal |")
 
 
+def require_checkpoint(flag: str, path: str | None) -> None:
+    """One error line and exit 2 when ``path`` is given and is not a file."""
+    if path and not os.path.isfile(path):
+        print(f"error: {flag}={path!r} is not allowed: no such file (a dae_sym checkpoint "
+              "written by train.py)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=1000, help="test images (batches of 500)")
@@ -185,10 +193,7 @@ def main() -> None:
                    "Table I run's checkpoints/last.ckpt)")
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds, best kept")
     args = p.parse_args()
-    if args.ckpt and not os.path.isfile(args.ckpt):
-        print(f"error: --ckpt={args.ckpt!r} is not allowed: no such file (a dae_sym checkpoint "
-              "written by train.py)", file=sys.stderr)
-        sys.exit(2)
+    require_checkpoint("--ckpt", args.ckpt)
     warnings.filterwarnings("ignore")
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.ERROR)

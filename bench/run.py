@@ -80,10 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         print("error: --device='cuda' is not allowed: no CUDA device on this machine (torch "
               f"{torch.__version__}); use --device cpu", file=sys.stderr)
         sys.exit(2)
-    if args.eval_ckpt and not os.path.isfile(args.eval_ckpt):
-        print(f"error: --eval-ckpt={args.eval_ckpt!r} is not allowed: no such file (a "
-              "dae_sym checkpoint written by train.py)", file=sys.stderr)
-        sys.exit(2)
+    openset_eval.require_checkpoint("--eval-ckpt", args.eval_ckpt)
     if args.quick:
         args.batches, args.repeats, args.images, args.naive_images = 20, 1, 8, 2
         args.attack_steps, args.eval_images, args.small_steps = 10, 100, 100
