@@ -173,6 +173,18 @@ def _panel(s: dict, unpool: str, epochs: int, stat: str = "auroc_mean") -> float
                  f"input=noisy,epochs={epochs}/{stat}")
 
 
+def _acc99_by_epochs(s: dict) -> dict[int, float]:
+    """The chosen dAE setting's acc@0.99 on all ten digits by epochs: the ablation's runs
+    and Table I's."""
+    prefix = "ablation/openset/dae_sym,loss=sum,l2=0,unpool=switches,input=noisy,epochs="
+    found = {int(k[len(prefix):].split("/")[0]): v for k, v in s.items()
+             if k.startswith(prefix) and k.endswith("/acc@0.99")}
+    epochs, acc = s.get("table1/dae_sym/epochs"), s.get("table1/dae_sym/acc@0.99")
+    if acc is not None and str(epochs).isdigit():
+        found[int(epochs)] = acc
+    return dict(sorted(found.items()))
+
+
 def thresholding_why(s: dict) -> str:
     """A correct image passes threshold t only if exp(-alpha MSE) >= t: the largest
     per-pixel MSE that can pass 0.99, against the test MSE."""
@@ -190,6 +202,8 @@ def thresholding_why(s: dict) -> str:
         why += (f"; the classifier alone (y >= 0.99, without c(x)) keeps {_pct(alone)}: its "
                 f"confidence costs {100 * (accs[0] - alone):.1f} points, the error factor "
                 f"{100 * (alone - accs[1]):.1f} more")
+    if len(trend := _acc99_by_epochs(s)) > 1:
+        why += "; acc@0.99 by epochs: " + ", ".join(f"{_pct(v)} at {e}" for e, v in trend.items())
     return why
 
 
